@@ -1,0 +1,1 @@
+//! Streaming indicators (being written).

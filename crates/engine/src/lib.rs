@@ -1,0 +1,3 @@
+//! The deterministic trading core.
+
+pub mod indicators;
