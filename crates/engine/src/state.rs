@@ -1,0 +1,422 @@
+//! Account state and the events that change it.
+//!
+//! State is the fold of events: [`AccountState::apply`] is the only code that
+//! mutates it, and it trusts its input because [`crate::Engine::process`]
+//! validates every command and venue report before emitting an event. Replaying
+//! a journal of events through `apply` rebuilds exactly the same state.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use model::{
+    ClientOrderId, Currency, Fill, Instrument, InstrumentId, Money, Order, OrderEventKind, OrderId, Price,
+    Quantity, RejectReason, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+
+/// Whether an account (or everyone) may trade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TradingState {
+    #[default]
+    Active,
+    /// Close-only: orders that reduce a position are allowed, nothing else.
+    Reducing,
+    /// No new orders at all; cancels still go through.
+    Halted,
+}
+
+impl std::str::FromStr for TradingState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "active" => Ok(Self::Active),
+            "reducing" => Ok(Self::Reducing),
+            "halted" => Ok(Self::Halted),
+            _ => Err(format!("unknown trading state '{s}'; expected active, reducing or halted")),
+        }
+    }
+}
+
+/// Which kill switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SwitchScope {
+    Account,
+    Global,
+}
+
+/// Per-account limits checked before an order reaches the venue. `None`
+/// means no limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiskLimits {
+    pub max_order_notional: Option<Money>,
+    /// Largest absolute position per instrument, in units.
+    pub max_position: Option<Quantity>,
+    /// Loss from the day's starting equity at which only reducing orders are allowed.
+    pub daily_loss_limit: Option<Money>,
+    pub allow_short: bool,
+    /// Buying power as a multiple of free cash; 1 means a cash account.
+    pub max_leverage: Quantity,
+    /// Fee rate used to reserve cash for an order's fee before it fills.
+    pub fee_rate_estimate: model::Rate,
+}
+
+impl Default for RiskLimits {
+    fn default() -> Self {
+        Self {
+            max_order_notional: None,
+            max_position: None,
+            daily_loss_limit: None,
+            allow_short: false,
+            max_leverage: Quantity::ONE,
+            fee_rate_estimate: model::Rate::ZERO,
+        }
+    }
+}
+
+/// A holding in one instrument. `quantity` is signed (negative = short);
+/// `cost_basis` is the signed notional paid to open what is still held, so
+/// the average entry price is `cost_basis / quantity`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub instrument: InstrumentId,
+    pub quantity: Quantity,
+    pub cost_basis: Money,
+    /// Realized profit and loss before fees.
+    pub realized_pnl: Money,
+    pub fees: Money,
+}
+
+impl Position {
+    fn flat(instrument: InstrumentId) -> Self {
+        Self { instrument, quantity: Quantity::ZERO, cost_basis: Money::ZERO, realized_pnl: Money::ZERO, fees: Money::ZERO }
+    }
+
+    /// Average entry price; `None` when flat.
+    #[must_use]
+    pub fn average_price(&self, multiplier: Quantity) -> Option<Price> {
+        Price::from_ratio(self.cost_basis, self.quantity, multiplier)
+    }
+}
+
+/// Everything the engine knows about one instrument on this account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstrumentBook {
+    pub instrument: Instrument,
+    pub position: Position,
+    pub mark: Option<Price>,
+}
+
+impl InstrumentBook {
+    /// Signed market value at the mark (zero without a mark).
+    #[must_use]
+    pub fn market_value(&self) -> Money {
+        match self.mark {
+            Some(mark) => self.instrument.notional(mark, self.position.quantity),
+            None => self.position.cost_basis,
+        }
+    }
+
+    #[must_use]
+    pub fn unrealized_pnl(&self) -> Money {
+        self.market_value() - self.position.cost_basis
+    }
+}
+
+/// A journaled fact about the account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    InstrumentAdded { instrument: Instrument },
+    CashAdjusted { currency: Currency, amount: Money },
+    /// Passed risk checks and was sent to the venue.
+    OrderSubmitted { order: Order },
+    /// Refused by a pre-trade check; it never reached the venue.
+    OrderDenied { order: Order },
+    OrderAccepted { order_id: OrderId },
+    OrderRejected { order_id: OrderId, reason: RejectReason },
+    OrderFilled { fill: Fill },
+    OrderCancelRequested { order_id: OrderId },
+    OrderCancelRejected { order_id: OrderId },
+    OrderCancelled { order_id: OrderId },
+    OrderExpired { order_id: OrderId },
+    MarkUpdated { instrument: InstrumentId, price: Price },
+    TradingStateChanged { scope: SwitchScope, state: TradingState },
+    RiskLimitsChanged { limits: RiskLimits },
+    /// The first input of a new UTC day; the equity then is the daily-loss baseline.
+    DayStarted { day: i64, equity: Money },
+}
+
+/// An event with the engine time it happened at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub ts: Timestamp,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// The whole state of one trading account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountState {
+    pub base_currency: Currency,
+    /// Instruments in the order they were added. Accounts trade a handful, so
+    /// a linear scan beats hashing on the per-bar path.
+    pub books: Vec<InstrumentBook>,
+    pub balances: BTreeMap<Currency, Money>,
+    /// Every order ever placed, by id (ordered, so iteration is deterministic).
+    pub orders: BTreeMap<OrderId, Order>,
+    pub open_orders: std::collections::BTreeSet<OrderId>,
+    pub client_order_ids: HashMap<ClientOrderId, OrderId>,
+    /// Venue trade ids already applied, so a re-sent fill is caught.
+    pub seen_trades: HashSet<(OrderId, u64)>,
+    pub next_order_id: u64,
+    pub limits: RiskLimits,
+    pub account_state: TradingState,
+    pub global_state: TradingState,
+    pub day: Option<i64>,
+    pub day_start_equity: Money,
+    pub last_ts: Timestamp,
+}
+
+impl AccountState {
+    #[must_use]
+    pub fn new(base_currency: Currency) -> Self {
+        Self {
+            base_currency,
+            books: Vec::new(),
+            balances: BTreeMap::new(),
+            orders: BTreeMap::new(),
+            open_orders: std::collections::BTreeSet::new(),
+            client_order_ids: HashMap::new(),
+            seen_trades: HashSet::new(),
+            next_order_id: 1,
+            limits: RiskLimits::default(),
+            account_state: TradingState::Active,
+            global_state: TradingState::Active,
+            day: None,
+            day_start_equity: Money::ZERO,
+            last_ts: Timestamp::default(),
+        }
+    }
+
+    #[must_use]
+    pub fn book(&self, id: InstrumentId) -> Option<&InstrumentBook> {
+        self.books.iter().find(|b| b.instrument.id == id)
+    }
+
+    fn book_mut(&mut self, id: InstrumentId) -> Option<&mut InstrumentBook> {
+        self.books.iter_mut().find(|b| b.instrument.id == id)
+    }
+
+    #[must_use]
+    pub fn position(&self, id: InstrumentId) -> Quantity {
+        self.book(id).map_or(Quantity::ZERO, |b| b.position.quantity)
+    }
+
+    #[must_use]
+    pub fn cash(&self, currency: Currency) -> Money {
+        self.balances.get(&currency).copied().unwrap_or_default()
+    }
+
+    /// Cash plus the marked value of positions quoted in the base currency.
+    /// Positions quoted in other currencies are not converted (no FX rates in
+    /// the core yet) and count at zero.
+    #[must_use]
+    pub fn equity(&self) -> Money {
+        let positions: Money =
+            self.books.iter().filter(|b| b.instrument.quote_currency == self.base_currency).map(InstrumentBook::market_value).sum();
+        self.cash(self.base_currency) + positions
+    }
+
+    /// Cash in `currency` not committed to open buy orders or held as
+    /// collateral for short positions.
+    #[must_use]
+    pub fn free_cash(&self, currency: Currency) -> Money {
+        let mut free = self.cash(currency);
+        for book in self.books.iter().filter(|b| b.instrument.quote_currency == currency) {
+            if book.position.quantity.is_negative() {
+                // Short-sale proceeds sit in cash but back the short.
+                free -= book.market_value().abs();
+            }
+        }
+        for id in &self.open_orders {
+            let Some(order) = self.orders.get(id) else { continue };
+            let Some(book) = self.book(order.instrument) else { continue };
+            if book.instrument.quote_currency != currency {
+                continue;
+            }
+            if let Some(price) = order.order_type.limit_price().or(order.order_type.trigger_price()).or(book.mark) {
+                let reserved = book.instrument.notional(price, order.remaining());
+                let increases = match order.side {
+                    model::Side::Buy => !book.position.quantity.is_negative(),
+                    model::Side::Sell => !book.position.quantity.is_positive(),
+                };
+                if increases {
+                    free -= reserved + reserved.mul_rate(self.limits.fee_rate_estimate);
+                }
+            }
+        }
+        free
+    }
+
+    /// Net quantity of open orders on one instrument (buys positive).
+    #[must_use]
+    pub fn open_order_quantity(&self, instrument: InstrumentId, side: model::Side) -> Quantity {
+        self.open_orders
+            .iter()
+            .filter_map(|id| self.orders.get(id))
+            .filter(|o| o.instrument == instrument && o.side == side)
+            .fold(Quantity::ZERO, |acc, o| acc + o.remaining())
+    }
+
+    /// The strictest of the account and global kill switches.
+    #[must_use]
+    pub fn effective_trading_state(&self) -> (TradingState, SwitchScope) {
+        let rank = |s: TradingState| match s {
+            TradingState::Active => 0,
+            TradingState::Reducing => 1,
+            TradingState::Halted => 2,
+        };
+        if rank(self.global_state) >= rank(self.account_state) && self.global_state != TradingState::Active {
+            (self.global_state, SwitchScope::Global)
+        } else {
+            (self.account_state, SwitchScope::Account)
+        }
+    }
+
+    /// Applies one event. Only validated events reach here; an event that
+    /// does not fit the state (unknown order, say) is skipped, which can only
+    /// happen with a corrupted journal and is caught by replay tests.
+    pub fn apply(&mut self, event: &Event) {
+        let ts = event.ts;
+        self.last_ts = ts;
+        match &event.kind {
+            EventKind::InstrumentAdded { instrument } => {
+                if self.book(instrument.id).is_none() {
+                    self.books.push(InstrumentBook {
+                        instrument: instrument.clone(),
+                        position: Position::flat(instrument.id),
+                        mark: None,
+                    });
+                }
+            }
+            EventKind::CashAdjusted { currency, amount } => {
+                *self.balances.entry(*currency).or_default() += *amount;
+                if *currency == self.base_currency {
+                    // Deposits and withdrawals are not profit or loss.
+                    self.day_start_equity += *amount;
+                }
+            }
+            EventKind::OrderSubmitted { order } => {
+                self.next_order_id = self.next_order_id.max(order.id.0 + 1);
+                self.client_order_ids.insert(order.client_order_id.clone(), order.id);
+                self.open_orders.insert(order.id);
+                self.orders.insert(order.id, order.clone());
+            }
+            EventKind::OrderDenied { order } => {
+                self.next_order_id = self.next_order_id.max(order.id.0 + 1);
+                self.client_order_ids.insert(order.client_order_id.clone(), order.id);
+                self.orders.insert(order.id, order.clone());
+            }
+            EventKind::OrderAccepted { order_id } => self.transition(*order_id, OrderEventKind::Accept, ts),
+            EventKind::OrderRejected { order_id, reason } => {
+                self.transition(*order_id, OrderEventKind::Reject, ts);
+                if let Some(order) = self.orders.get_mut(order_id) {
+                    order.reject_reason = Some(*reason);
+                }
+            }
+            EventKind::OrderCancelRequested { order_id } => self.transition(*order_id, OrderEventKind::CancelRequest, ts),
+            EventKind::OrderCancelRejected { order_id } => {
+                let partially_filled = self.orders.get(order_id).is_some_and(|o| o.filled_quantity.is_positive());
+                self.transition(*order_id, OrderEventKind::CancelReject { partially_filled }, ts);
+            }
+            EventKind::OrderCancelled { order_id } => self.transition(*order_id, OrderEventKind::Cancel, ts),
+            EventKind::OrderExpired { order_id } => self.transition(*order_id, OrderEventKind::Expire, ts),
+            EventKind::OrderFilled { fill } => self.apply_fill(fill, ts),
+            EventKind::MarkUpdated { instrument, price } => {
+                if let Some(book) = self.book_mut(*instrument) {
+                    book.mark = Some(*price);
+                }
+            }
+            EventKind::TradingStateChanged { scope, state } => match scope {
+                SwitchScope::Account => self.account_state = *state,
+                SwitchScope::Global => self.global_state = *state,
+            },
+            EventKind::RiskLimitsChanged { limits } => self.limits = limits.clone(),
+            EventKind::DayStarted { day, equity } => {
+                self.day = Some(*day);
+                self.day_start_equity = *equity;
+            }
+        }
+    }
+
+    fn transition(&mut self, order_id: OrderId, event: OrderEventKind, ts: Timestamp) {
+        let Some(order) = self.orders.get_mut(&order_id) else { return };
+        if let Ok(next) = order.status.transition(event, false) {
+            order.status = next;
+            order.ts_updated = ts;
+            if !next.is_open() {
+                self.open_orders.remove(&order_id);
+            }
+        }
+    }
+
+    fn apply_fill(&mut self, fill: &Fill, ts: Timestamp) {
+        let Some(book) = self.books.iter_mut().find(|b| b.instrument.id == fill.instrument) else { return };
+        let total = book.instrument.notional(fill.price, fill.quantity);
+        let quote = book.instrument.quote_currency;
+        apply_to_position(&mut book.position, &book.instrument, fill, total);
+        let cash = self.balances.entry(quote).or_default();
+        match fill.side {
+            model::Side::Buy => *cash -= total + fill.fee,
+            model::Side::Sell => *cash += total - fill.fee,
+        }
+        self.seen_trades.insert((fill.order_id, fill.trade_id));
+        if let Some(order) = self.orders.get_mut(&fill.order_id) {
+            order.filled_quantity = order.filled_quantity + fill.quantity;
+            order.filled_notional += total;
+            order.fees += fill.fee;
+            let complete = order.filled_quantity >= order.quantity;
+            if let Ok(next) = order.status.transition(OrderEventKind::Fill, complete) {
+                order.status = next;
+            }
+            order.ts_updated = ts;
+            if !order.status.is_open() {
+                self.open_orders.remove(&fill.order_id);
+            }
+        }
+    }
+}
+
+/// Moves a position by a fill: adds to it, reduces it (realizing P&L against
+/// the pro-rated cost basis), or closes and reverses it. `total` is the fill's
+/// notional; it is split exactly between the closing and opening parts so
+/// that cash, cost basis and realized P&L always add up.
+fn apply_to_position(position: &mut Position, instrument: &Instrument, fill: &Fill, total: Money) {
+    position.fees += fill.fee;
+    let signed = if fill.side == model::Side::Buy { fill.quantity } else { -fill.quantity };
+    let held = position.quantity;
+    let same_direction = held.is_zero() || (held.is_positive() == signed.is_positive());
+    if same_direction {
+        position.quantity = held + signed;
+        position.cost_basis += if signed.is_positive() { total } else { -total };
+        return;
+    }
+    let closing = if fill.quantity.raw() <= held.raw().abs() { fill.quantity } else { held.abs() };
+    let closing_notional =
+        if closing == fill.quantity { total } else { instrument.notional(fill.price, closing).min(total) };
+    let cost_portion = position.cost_basis.mul_div(i128::from(closing.raw()), i128::from(held.raw().abs()));
+    // Long: proceeds minus cost. Short: cost (negative basis) minus buy-back.
+    let proceeds = if held.is_positive() { closing_notional } else { -closing_notional };
+    position.realized_pnl += proceeds - cost_portion;
+    position.cost_basis -= cost_portion;
+    position.quantity = held + signed;
+    let opening_notional = total - closing_notional;
+    if !position.quantity.is_zero() && position.quantity.is_positive() == signed.is_positive() {
+        // Reversed through zero: what is held now was opened by this fill.
+        position.cost_basis = if signed.is_positive() { opening_notional } else { -opening_notional };
+    } else if position.quantity.is_zero() {
+        position.cost_basis = Money::ZERO;
+    }
+}
+
