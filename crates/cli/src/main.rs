@@ -1,1 +1,56 @@
-fn main() {}
+//! `tradecore`: the command-line entry point.
+//!
+//! `main` parses arguments, runs the command and turns an error into one
+//! message and an exit code; the work lives in the library crates.
+
+mod backtest_cmd;
+mod data_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// tradecore: a self-hosted automated trading platform.
+#[derive(Debug, Parser)]
+#[command(name = "tradecore", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Backtest a strategy on historical bars, or sweep its parameters.
+    Backtest(Box<backtest_cmd::BacktestArgs>),
+    /// Work with historical data files.
+    #[command(subcommand)]
+    Data(data_cmd::DataCommand),
+    /// List the built-in strategies and their parameters.
+    Strategies,
+    /// Generate a year of one-minute bars and backtest sma-cross on them.
+    Demo(backtest_cmd::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Backtest(args) => backtest_cmd::run(&args),
+        Command::Data(cmd) => data_cmd::run(&cmd),
+        Command::Strategies => {
+            backtest_cmd::print_strategies();
+            Ok(())
+        }
+        Command::Demo(args) => backtest_cmd::demo(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One message, with each layer of context on its own line.
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -7,7 +7,7 @@
 //! only in who feeds it.
 
 use model::{
-    ClientOrderId, Currency, Fill, Instrument, InstrumentId, Liquidity, Money, Order, OrderEventKind, OrderId,
+    ClientOrderId, Currency, ExecutionReport, Fill, Instrument, InstrumentId, Money, Order, OrderEventKind, OrderId,
     OrderStatus, OrderType, Price, Quantity, RejectReason, Side, TimeInForce, Timestamp,
 };
 use serde::{Deserialize, Serialize};
@@ -38,26 +38,30 @@ pub struct OrderRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
-    AddInstrument { instrument: Instrument },
+    AddInstrument {
+        instrument: Instrument,
+    },
     /// Deposit (positive) or withdraw (negative) cash.
-    AdjustCash { currency: Currency, amount: Money },
-    SubmitOrder { request: OrderRequest },
-    CancelOrder { order_id: OrderId },
-    CancelAll { instrument: Option<InstrumentId> },
-    SetTradingState { scope: SwitchScope, state: TradingState },
-    SetRiskLimits { limits: RiskLimits },
-}
-
-/// What the venue says happened to an order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "report", rename_all = "snake_case")]
-pub enum ExecutionReport {
-    Accepted { order_id: OrderId },
-    Rejected { order_id: OrderId, reason: RejectReason },
-    Filled { order_id: OrderId, trade_id: u64, quantity: Quantity, price: Price, fee: Money, liquidity: Liquidity },
-    Cancelled { order_id: OrderId },
-    CancelRejected { order_id: OrderId },
-    Expired { order_id: OrderId },
+    AdjustCash {
+        currency: Currency,
+        amount: Money,
+    },
+    SubmitOrder {
+        request: OrderRequest,
+    },
+    CancelOrder {
+        order_id: OrderId,
+    },
+    CancelAll {
+        instrument: Option<InstrumentId>,
+    },
+    SetTradingState {
+        scope: SwitchScope,
+        state: TradingState,
+    },
+    SetRiskLimits {
+        limits: RiskLimits,
+    },
 }
 
 /// Everything the engine reacts to.
@@ -66,7 +70,10 @@ pub enum Input {
     Command(Command),
     Execution(ExecutionReport),
     /// A new mark (last trade, bar close or quote mid) for an instrument.
-    Mark { instrument: InstrumentId, price: Price },
+    Mark {
+        instrument: InstrumentId,
+        price: Price,
+    },
 }
 
 /// What the engine asks the venue to do.
@@ -176,7 +183,12 @@ impl Engine {
     }
 
     /// Submits an order and says what became of it.
-    pub fn submit(&mut self, request: &OrderRequest, now: Timestamp, out: &mut Output) -> Result<Submission, EngineError> {
+    pub fn submit(
+        &mut self,
+        request: &OrderRequest,
+        now: Timestamp,
+        out: &mut Output,
+    ) -> Result<Submission, EngineError> {
         self.advance_clock(now, out)?;
         self.submit_order(request, now, out)
     }
@@ -201,14 +213,19 @@ impl Engine {
         out.events.push(event);
     }
 
-    fn command(&mut self, command: &Command, now: Timestamp, out: &mut Output) -> Result<Option<Submission>, EngineError> {
+    fn command(
+        &mut self,
+        command: &Command,
+        now: Timestamp,
+        out: &mut Output,
+    ) -> Result<Option<Submission>, EngineError> {
         match command {
             Command::AddInstrument { instrument } => {
                 instrument.validate()?;
                 if self.state.book(instrument.id).is_some() {
                     return Err(EngineError::DuplicateInstrument(instrument.id));
                 }
-                self.emit(out, now, EventKind::InstrumentAdded { instrument: instrument.clone() });
+                self.emit(out, now, EventKind::InstrumentAdded { instrument: Box::new(instrument.clone()) });
             }
             Command::AdjustCash { currency, amount } => {
                 self.emit(out, now, EventKind::CashAdjusted { currency: *currency, amount: *amount });
@@ -263,7 +280,12 @@ impl Engine {
         Ok(())
     }
 
-    fn submit_order(&mut self, request: &OrderRequest, now: Timestamp, out: &mut Output) -> Result<Submission, EngineError> {
+    fn submit_order(
+        &mut self,
+        request: &OrderRequest,
+        now: Timestamp,
+        out: &mut Output,
+    ) -> Result<Submission, EngineError> {
         if let Some(&existing) = self.state.client_order_ids.get(&request.client_order_id) {
             let same = self.state.orders.get(&existing).is_some_and(|o| {
                 o.instrument == request.instrument
@@ -300,10 +322,10 @@ impl Engine {
         if let Err(reason) = risk::check(&self.state, request) {
             order.status = OrderStatus::Rejected;
             order.reject_reason = Some(reason);
-            self.emit(out, now, EventKind::OrderDenied { order });
+            self.emit(out, now, EventKind::OrderDenied { order: Box::new(order) });
             return Ok(Submission::Denied(id, reason));
         }
-        self.emit(out, now, EventKind::OrderSubmitted { order: order.clone() });
+        self.emit(out, now, EventKind::OrderSubmitted { order: Box::new(order.clone()) });
         out.venue_requests.push(VenueRequest::Place(order));
         Ok(Submission::Sent(id))
     }
@@ -319,7 +341,10 @@ impl Engine {
         };
         let order = self.state.orders.get(&order_id).ok_or(EngineError::UnknownOrder(order_id))?;
         let check = |event: OrderEventKind, complete: bool| {
-            order.status.transition(event, complete).map_err(|source| EngineError::InvalidTransition { order_id, source })
+            order
+                .status
+                .transition(event, complete)
+                .map_err(|source| EngineError::InvalidTransition { order_id, source })
         };
         let kind = match report {
             ExecutionReport::Accepted { .. } => {

@@ -13,9 +13,11 @@ pub mod params;
 pub mod risk;
 pub mod sizing;
 pub mod state;
+pub mod strategies;
 pub mod strategy;
 
-pub use engine::{Command, Engine, EngineError, ExecutionReport, Input, OrderRequest, Output, Submission, VenueRequest};
+pub use engine::{Command, Engine, EngineError, Input, OrderRequest, Output, Submission, VenueRequest};
+pub use model::ExecutionReport;
 pub use params::{ParamError, ParamKind, ParamSpec, ParamValue, Params};
 pub use state::{AccountState, Event, EventKind, InstrumentBook, Position, RiskLimits, SwitchScope, TradingState};
 pub use strategy::{Intent, Size, Sizing, Strategy, StrategyContext};

@@ -15,11 +15,20 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ParamKind {
-    Int { min: i64, max: i64 },
-    Float { min: f64, max: f64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Float {
+        min: f64,
+        max: f64,
+    },
     Bool,
     /// An exact decimal amount of money.
-    Money { min: Money, max: Money },
+    Money {
+        min: Money,
+        max: Money,
+    },
 }
 
 /// A parameter value.
@@ -66,7 +75,11 @@ impl ParamSpec {
 
     /// Parses and range-checks a value given as text.
     pub fn parse(&self, text: &str) -> Result<ParamValue, ParamError> {
-        let bad = || ParamError::InvalidValue { name: self.name.to_string(), value: text.to_string(), accepts: self.accepts() };
+        let bad = || ParamError::InvalidValue {
+            name: self.name.to_string(),
+            value: text.to_string(),
+            accepts: self.accepts(),
+        };
         let t = text.trim();
         match self.kind {
             ParamKind::Int { min, max } => {
@@ -207,7 +220,12 @@ mod tests {
     const SPECS: &[ParamSpec] = &[
         ParamSpec { name: "fast", kind: ParamKind::Int { min: 1, max: 1000 }, default: ParamValue::Int(10), help: "" },
         ParamSpec { name: "long-only", kind: ParamKind::Bool, default: ParamValue::Bool(false), help: "" },
-        ParamSpec { name: "k", kind: ParamKind::Float { min: 0.1, max: 10.0 }, default: ParamValue::Float(2.0), help: "" },
+        ParamSpec {
+            name: "k",
+            kind: ParamKind::Float { min: 0.1, max: 10.0 },
+            default: ParamValue::Float(2.0),
+            help: "",
+        },
     ];
 
     fn given(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

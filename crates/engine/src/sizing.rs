@@ -100,7 +100,8 @@ mod tests {
     fn all_in_example() {
         let instrument = Instrument::simple(1, "X");
         // 10,000 at 100 with 0.2 % fees: 99 units cost 9,919.80; 100 would cost 10,020.
-        let q = max_affordable(&instrument, Price::from_int(100), Rate::parse("0.002").unwrap(), Money::from_int(10_000));
+        let q =
+            max_affordable(&instrument, Price::from_int(100), Rate::parse("0.002").unwrap(), Money::from_int(10_000));
         assert_eq!(q, Quantity::from_int(99));
     }
 }

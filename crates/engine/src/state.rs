@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use model::{
-    ClientOrderId, Currency, Fill, Instrument, InstrumentId, Money, Order, OrderEventKind, OrderId, Price,
-    Quantity, RejectReason, Timestamp,
+    ClientOrderId, Currency, Fill, Instrument, InstrumentId, Money, Order, OrderEventKind, OrderId, Price, Quantity,
+    RejectReason, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -89,7 +89,13 @@ pub struct Position {
 
 impl Position {
     fn flat(instrument: InstrumentId) -> Self {
-        Self { instrument, quantity: Quantity::ZERO, cost_basis: Money::ZERO, realized_pnl: Money::ZERO, fees: Money::ZERO }
+        Self {
+            instrument,
+            quantity: Quantity::ZERO,
+            cost_basis: Money::ZERO,
+            realized_pnl: Money::ZERO,
+            fees: Money::ZERO,
+        }
     }
 
     /// Average entry price; `None` when flat.
@@ -127,24 +133,61 @@ impl InstrumentBook {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
-    InstrumentAdded { instrument: Instrument },
-    CashAdjusted { currency: Currency, amount: Money },
+    // Large payloads are boxed so the common small events (marks, fills)
+    // stay small to copy on the per-bar path.
+    InstrumentAdded {
+        instrument: Box<Instrument>,
+    },
+    CashAdjusted {
+        currency: Currency,
+        amount: Money,
+    },
     /// Passed risk checks and was sent to the venue.
-    OrderSubmitted { order: Order },
+    OrderSubmitted {
+        order: Box<Order>,
+    },
     /// Refused by a pre-trade check; it never reached the venue.
-    OrderDenied { order: Order },
-    OrderAccepted { order_id: OrderId },
-    OrderRejected { order_id: OrderId, reason: RejectReason },
-    OrderFilled { fill: Fill },
-    OrderCancelRequested { order_id: OrderId },
-    OrderCancelRejected { order_id: OrderId },
-    OrderCancelled { order_id: OrderId },
-    OrderExpired { order_id: OrderId },
-    MarkUpdated { instrument: InstrumentId, price: Price },
-    TradingStateChanged { scope: SwitchScope, state: TradingState },
-    RiskLimitsChanged { limits: RiskLimits },
+    OrderDenied {
+        order: Box<Order>,
+    },
+    OrderAccepted {
+        order_id: OrderId,
+    },
+    OrderRejected {
+        order_id: OrderId,
+        reason: RejectReason,
+    },
+    OrderFilled {
+        fill: Fill,
+    },
+    OrderCancelRequested {
+        order_id: OrderId,
+    },
+    OrderCancelRejected {
+        order_id: OrderId,
+    },
+    OrderCancelled {
+        order_id: OrderId,
+    },
+    OrderExpired {
+        order_id: OrderId,
+    },
+    MarkUpdated {
+        instrument: InstrumentId,
+        price: Price,
+    },
+    TradingStateChanged {
+        scope: SwitchScope,
+        state: TradingState,
+    },
+    RiskLimitsChanged {
+        limits: RiskLimits,
+    },
     /// The first input of a new UTC day; the equity then is the daily-loss baseline.
-    DayStarted { day: i64, equity: Money },
+    DayStarted {
+        day: i64,
+        equity: Money,
+    },
 }
 
 /// An event with the engine time it happened at.
@@ -223,8 +266,12 @@ impl AccountState {
     /// the core yet) and count at zero.
     #[must_use]
     pub fn equity(&self) -> Money {
-        let positions: Money =
-            self.books.iter().filter(|b| b.instrument.quote_currency == self.base_currency).map(InstrumentBook::market_value).sum();
+        let positions: Money = self
+            .books
+            .iter()
+            .filter(|b| b.instrument.quote_currency == self.base_currency)
+            .map(InstrumentBook::market_value)
+            .sum();
         self.cash(self.base_currency) + positions
     }
 
@@ -294,7 +341,7 @@ impl AccountState {
             EventKind::InstrumentAdded { instrument } => {
                 if self.book(instrument.id).is_none() {
                     self.books.push(InstrumentBook {
-                        instrument: instrument.clone(),
+                        instrument: (**instrument).clone(),
                         position: Position::flat(instrument.id),
                         mark: None,
                     });
@@ -311,12 +358,12 @@ impl AccountState {
                 self.next_order_id = self.next_order_id.max(order.id.0 + 1);
                 self.client_order_ids.insert(order.client_order_id.clone(), order.id);
                 self.open_orders.insert(order.id);
-                self.orders.insert(order.id, order.clone());
+                self.orders.insert(order.id, (**order).clone());
             }
             EventKind::OrderDenied { order } => {
                 self.next_order_id = self.next_order_id.max(order.id.0 + 1);
                 self.client_order_ids.insert(order.client_order_id.clone(), order.id);
-                self.orders.insert(order.id, order.clone());
+                self.orders.insert(order.id, (**order).clone());
             }
             EventKind::OrderAccepted { order_id } => self.transition(*order_id, OrderEventKind::Accept, ts),
             EventKind::OrderRejected { order_id, reason } => {
@@ -325,7 +372,9 @@ impl AccountState {
                     order.reject_reason = Some(*reason);
                 }
             }
-            EventKind::OrderCancelRequested { order_id } => self.transition(*order_id, OrderEventKind::CancelRequest, ts),
+            EventKind::OrderCancelRequested { order_id } => {
+                self.transition(*order_id, OrderEventKind::CancelRequest, ts)
+            }
             EventKind::OrderCancelRejected { order_id } => {
                 let partially_filled = self.orders.get(order_id).is_some_and(|o| o.filled_quantity.is_positive());
                 self.transition(*order_id, OrderEventKind::CancelReject { partially_filled }, ts);
@@ -419,4 +468,3 @@ fn apply_to_position(position: &mut Position, instrument: &Instrument, fill: &Fi
         position.cost_basis = Money::ZERO;
     }
 }
-

@@ -6,7 +6,10 @@
 //! into orders at the moment they execute, which is when sizing such as
 //! "all-in" can be computed against the real fill price.
 
-use model::{Bar, ClientOrderId, Fill, InstrumentId, Money, Order, OrderType, Quantity, Quote, Rate, Side, TimeInForce, Timestamp};
+use model::{
+    Bar, ClientOrderId, Fill, InstrumentId, Money, Order, OrderType, Quantity, Quote, Rate, Side, TimeInForce,
+    Timestamp,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::state::AccountState;
@@ -50,7 +53,12 @@ pub struct StrategyContext<'a> {
 }
 
 impl<'a> StrategyContext<'a> {
-    pub fn new(state: &'a AccountState, instrument: InstrumentId, now: Timestamp, intents: &'a mut Vec<Intent>) -> Self {
+    pub fn new(
+        state: &'a AccountState,
+        instrument: InstrumentId,
+        now: Timestamp,
+        intents: &'a mut Vec<Intent>,
+    ) -> Self {
         Self { state, instrument, now, intents }
     }
 
@@ -73,7 +81,8 @@ impl<'a> StrategyContext<'a> {
     /// Cash in the instrument's quote currency.
     #[must_use]
     pub fn cash(&self) -> Money {
-        let currency = self.state.book(self.instrument).map_or(self.state.base_currency, |b| b.instrument.quote_currency);
+        let currency =
+            self.state.book(self.instrument).map_or(self.state.base_currency, |b| b.instrument.quote_currency);
         self.state.cash(currency)
     }
 
@@ -85,7 +94,11 @@ impl<'a> StrategyContext<'a> {
     /// Open orders on the strategy's instrument.
     pub fn open_orders(&self) -> impl Iterator<Item = &Order> {
         let instrument = self.instrument;
-        self.state.open_orders.iter().filter_map(|id| self.state.orders.get(id)).filter(move |o| o.instrument == instrument)
+        self.state
+            .open_orders
+            .iter()
+            .filter_map(|id| self.state.orders.get(id))
+            .filter(move |o| o.instrument == instrument)
     }
 
     /// Intents added so far in this callback (not yet executed).

@@ -140,20 +140,25 @@ fn reversal_splits_the_fill_between_close_and_open() {
 
 #[test]
 fn risk_checks_reject_with_stable_reasons() {
-    let limits = RiskLimits {
-        max_order_notional: Some(m("5000")),
-        max_position: Some(q("40")),
-        ..RiskLimits::default()
-    };
+    let limits =
+        RiskLimits { max_order_notional: Some(m("5000")), max_position: Some(q("40")), ..RiskLimits::default() };
     let cases: Vec<(&str, OrderRequest, RejectReason)> = vec![
         ("zero quantity", request("a", Side::Buy, "0", OrderType::Market), RejectReason::InvalidQuantity),
         ("off tick", request("b", Side::Buy, "1", OrderType::Limit { price: p("100.005") }), RejectReason::TickSize),
         ("off lot", request("c", Side::Buy, "1.5", OrderType::Market), RejectReason::LotSize),
-        ("below min notional", request("d", Side::Buy, "1", OrderType::Limit { price: p("5") }), RejectReason::MinNotional),
+        (
+            "below min notional",
+            request("d", Side::Buy, "1", OrderType::Limit { price: p("5") }),
+            RejectReason::MinNotional,
+        ),
         ("short in a cash account", request("e", Side::Sell, "1", OrderType::Market), RejectReason::ShortNotAllowed),
         ("max order notional", request("f", Side::Buy, "60", OrderType::Market), RejectReason::MaxOrderNotional),
         ("max position", request("g", Side::Buy, "45", OrderType::Limit { price: p("10") }), RejectReason::MaxPosition),
-        ("negative price", request("h", Side::Buy, "1", OrderType::Limit { price: p("-1") }), RejectReason::InvalidPrice),
+        (
+            "negative price",
+            request("h", Side::Buy, "1", OrderType::Limit { price: p("-1") }),
+            RejectReason::InvalidPrice,
+        ),
         (
             "unknown instrument",
             OrderRequest { instrument: InstrumentId(9), ..request("i", Side::Buy, "1", OrderType::Market) },
@@ -267,8 +272,28 @@ fn nonsense_venue_reports_are_errors_and_change_nothing() {
     fill(&mut e, &mut out, id, 1, "1", "100", "0");
     let before = e.state().clone();
     let cases = [
-        ("duplicate trade", ExecutionReport::Filled { order_id: id, trade_id: 1, quantity: q("1"), price: p("100"), fee: Money::ZERO, liquidity: Liquidity::Taker }),
-        ("overfill", ExecutionReport::Filled { order_id: id, trade_id: 2, quantity: q("2"), price: p("100"), fee: Money::ZERO, liquidity: Liquidity::Taker }),
+        (
+            "duplicate trade",
+            ExecutionReport::Filled {
+                order_id: id,
+                trade_id: 1,
+                quantity: q("1"),
+                price: p("100"),
+                fee: Money::ZERO,
+                liquidity: Liquidity::Taker,
+            },
+        ),
+        (
+            "overfill",
+            ExecutionReport::Filled {
+                order_id: id,
+                trade_id: 2,
+                quantity: q("2"),
+                price: p("100"),
+                fee: Money::ZERO,
+                liquidity: Liquidity::Taker,
+            },
+        ),
         ("unknown order", ExecutionReport::Accepted { order_id: OrderId(999) }),
         ("reject after fill", ExecutionReport::Rejected { order_id: id, reason: RejectReason::VenueRejected }),
         ("cancel reject without request", ExecutionReport::CancelRejected { order_id: id }),

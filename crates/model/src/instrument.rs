@@ -113,10 +113,9 @@ impl AssetClass {
 impl std::str::FromStr for AssetClass {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| format!("unknown asset class '{s}'; expected one of crypto_spot, equity, equity_option, future"))
+        Self::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| {
+            format!("unknown asset class '{s}'; expected one of crypto_spot, equity, equity_option, future")
+        })
     }
 }
 

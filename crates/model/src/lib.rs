@@ -13,7 +13,7 @@ pub mod time;
 pub use instrument::{AssetClass, Currency, Instrument, InstrumentError, InstrumentId};
 pub use num::{Money, ParseNumberError, Price, Quantity, Rate, RoundingMode, notional};
 pub use order::{
-    Bar, ClientOrderId, Fill, InvalidTransition, Liquidity, Order, OrderEventKind, OrderId, OrderStatus, OrderType,
-    Quote, RejectReason, Side, TimeInForce,
+    Bar, ClientOrderId, ExecutionReport, Fill, InvalidTransition, Liquidity, Order, OrderEventKind, OrderId,
+    OrderStatus, OrderType, Quote, RejectReason, Side, TimeInForce,
 };
 pub use time::Timestamp;

@@ -89,6 +89,53 @@ pub fn parse_fixed_i128(text: &str) -> Result<i128, ParseNumberError> {
     Ok(if negative { -raw } else { raw })
 }
 
+/// Fast path for bulk input (CSV): parses plain ASCII decimals of at most 18
+/// integer digits into a raw `i64` without allocating or validating UTF-8.
+/// Returns `None` for anything unusual; callers then use [`parse_fixed_i64`]
+/// for the exact error message.
+#[must_use]
+#[inline]
+pub fn parse_fixed_ascii(bytes: &[u8]) -> Option<i64> {
+    let (negative, digits) = match bytes.first()? {
+        b'-' => (true, &bytes[1..]),
+        b'+' => (false, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    let mut int_part: i64 = 0;
+    let mut i = 0;
+    while i < digits.len() && digits[i].is_ascii_digit() {
+        if i >= 18 {
+            return None;
+        }
+        int_part = int_part * 10 + i64::from(digits[i] - b'0');
+        i += 1;
+    }
+    let int_digits = i;
+    let mut frac: i64 = 0;
+    let mut frac_digits: u32 = 0;
+    if i < digits.len() {
+        if digits[i] != b'.' {
+            return None;
+        }
+        i += 1;
+        while i < digits.len() {
+            let d = digits[i];
+            if !d.is_ascii_digit() || frac_digits >= u32::from(FIXED_PRECISION) {
+                return None;
+            }
+            frac = frac * 10 + i64::from(d - b'0');
+            frac_digits += 1;
+            i += 1;
+        }
+    }
+    if int_digits + frac_digits as usize == 0 {
+        return None;
+    }
+    let raw =
+        int_part.checked_mul(FIXED_SCALE)?.checked_add(frac * 10i64.pow(u32::from(FIXED_PRECISION) - frac_digits))?;
+    Some(if negative { -raw } else { raw })
+}
+
 /// Parses into a raw `i64` at scale `10^9`, refusing values outside `i64`.
 pub fn parse_fixed_i64(text: &str) -> Result<i64, ParseNumberError> {
     let raw = parse_fixed_i128(text)?;
@@ -136,11 +183,7 @@ pub fn div_round_half_even(n: i128, d: i128) -> i128 {
     let q = n.div_euclid(d);
     let r = n.rem_euclid(d);
     let twice = r * 2;
-    if twice > d || (twice == d && q % 2 != 0) {
-        q + 1
-    } else {
-        q
-    }
+    if twice > d || (twice == d && q % 2 != 0) { q + 1 } else { q }
 }
 
 /// Which way to round a value onto an increment (a tick or a lot).
@@ -587,6 +630,16 @@ mod tests {
     }
 
     #[test]
+    fn ascii_fast_path() {
+        assert_eq!(parse_fixed_ascii(b"100.25"), Some(100_250_000_000));
+        assert_eq!(parse_fixed_ascii(b"-0.5"), Some(-500_000_000));
+        assert_eq!(parse_fixed_ascii(b"7"), Some(7 * FIXED_SCALE));
+        for bad in [&b""[..], b".", b"-", b"1e5", b"1.2.3", b"0.0000000001", b"abc", b" 1"] {
+            assert_eq!(parse_fixed_ascii(bad), None, "{:?}", std::str::from_utf8(bad));
+        }
+    }
+
+    #[test]
     fn refuses_what_is_not_an_exact_decimal() {
         for text in ["", "abc", "1e5", "1.2.3", "NaN", "inf", "-", ".", "1,000", "0.0000000001", "99999999999"] {
             assert!(Price::parse(text).is_err(), "{text:?} should not parse");
@@ -637,6 +690,14 @@ mod tests {
         fn display_parse_round_trip(raw in any::<i64>()) {
             let p = Price::from_raw(raw);
             prop_assert_eq!(Price::parse(&p.to_string()).unwrap(), p);
+        }
+
+        #[test]
+        fn ascii_fast_path_agrees_with_the_full_parser(raw in any::<i64>(), decimals in 0u8..=9) {
+            let text = format_fixed(i128::from(raw), decimals);
+            if let Some(fast) = parse_fixed_ascii(text.as_bytes()) {
+                prop_assert_eq!(Some(fast), parse_fixed_i64(&text).ok());
+            }
         }
 
         #[test]

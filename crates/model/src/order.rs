@@ -473,6 +473,18 @@ impl Order {
     }
 }
 
+/// What the venue says happened to an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "report", rename_all = "snake_case")]
+pub enum ExecutionReport {
+    Accepted { order_id: OrderId },
+    Rejected { order_id: OrderId, reason: RejectReason },
+    Filled { order_id: OrderId, trade_id: u64, quantity: Quantity, price: Price, fee: Money, liquidity: Liquidity },
+    Cancelled { order_id: OrderId },
+    CancelRejected { order_id: OrderId },
+    Expired { order_id: OrderId },
+}
+
 /// One OHLCV bar. `ts` is the bar's open time; the bar is complete at
 /// `ts + interval`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -542,7 +554,10 @@ mod tests {
         assert_eq!(s, OrderStatus::PartiallyFilled);
         let s = s.transition(E::CancelRequest, false).unwrap();
         assert_eq!(s, OrderStatus::PendingCancel);
-        assert_eq!(s.transition(E::CancelReject { partially_filled: true }, false).unwrap(), OrderStatus::PartiallyFilled);
+        assert_eq!(
+            s.transition(E::CancelReject { partially_filled: true }, false).unwrap(),
+            OrderStatus::PartiallyFilled
+        );
         assert_eq!(s.transition(E::Cancel, false).unwrap(), OrderStatus::Cancelled);
         assert_eq!(OrderStatus::New.transition(E::Reject, false).unwrap(), OrderStatus::Rejected);
     }
@@ -591,7 +606,15 @@ mod tests {
     fn terminal_statuses_accept_no_event() {
         use OrderEventKind as E;
         for s in ALL_STATUSES.into_iter().filter(|s| !s.is_open()) {
-            for e in [E::Accept, E::Reject, E::Fill, E::CancelRequest, E::Cancel, E::CancelReject { partially_filled: false }, E::Expire] {
+            for e in [
+                E::Accept,
+                E::Reject,
+                E::Fill,
+                E::CancelRequest,
+                E::Cancel,
+                E::CancelReject { partially_filled: false },
+                E::Expire,
+            ] {
                 assert!(s.transition(e, true).is_err(), "{s} + {e:?}");
             }
         }

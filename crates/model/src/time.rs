@@ -62,11 +62,25 @@ impl Timestamp {
         if t.is_empty() {
             return Err(err("empty"));
         }
-        if t.bytes().all(|b| b.is_ascii_digit()) || (t.starts_with('-') && t.len() > 1 && t[1..].bytes().all(|b| b.is_ascii_digit())) {
+        if t.bytes().all(|b| b.is_ascii_digit())
+            || (t.starts_with('-') && t.len() > 1 && t[1..].bytes().all(|b| b.is_ascii_digit()))
+        {
             let n: i64 = t.parse().map_err(|_| err("epoch number out of range"))?;
             return Ok(Self::from_epoch_guess(n));
         }
         parse_iso(t.as_bytes()).map(Self).map_err(err)
+    }
+
+    /// Fast path for bulk input: the same forms as [`Timestamp::parse`] from
+    /// ASCII bytes, or `None` (callers then call `parse` for the error).
+    #[must_use]
+    #[inline]
+    pub fn parse_ascii(b: &[u8]) -> Option<Self> {
+        if !b.is_empty() && b.len() <= 19 && b.iter().all(u8::is_ascii_digit) {
+            let n = b.iter().try_fold(0i64, |acc, d| acc.checked_mul(10)?.checked_add(i64::from(d - b'0')))?;
+            return Some(Self::from_epoch_guess(n));
+        }
+        parse_iso(b).ok().map(Self)
     }
 
     /// Interprets an epoch integer by its size: below 10^11 seconds (until
@@ -285,7 +299,9 @@ mod tests {
 
     #[test]
     fn refuses_impossible_dates() {
-        for text in ["2023-02-29", "2024-13-01", "2024-01-31T24:00:00Z", "yesterday", "2024-01-31T09:30:00Q", "2024/01/31"] {
+        for text in
+            ["2023-02-29", "2024-13-01", "2024-01-31T24:00:00Z", "yesterday", "2024-01-31T09:30:00Q", "2024/01/31"]
+        {
             assert!(Timestamp::parse(text).is_err(), "{text}");
         }
         assert!(Timestamp::parse("2024-02-29").is_ok());

@@ -4,4 +4,5 @@
 //! Pure and synchronous like the engine: orders and market data in, fills
 //! out. No clock of its own; every call takes the time as an argument.
 
+pub mod bars;
 pub mod book;

@@ -1,0 +1,356 @@
+//! `tradecore backtest`, `tradecore strategies` and `tradecore demo`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use backtest::report::Report;
+use backtest::sweep::{self, Axis, SweepOutput};
+use backtest::{BacktestConfig, data};
+use clap::Args;
+use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+use engine::strategies::{self, StrategyInfo};
+use engine::{Params, Sizing};
+use indicatif::{ProgressBar, ProgressStyle};
+use model::{Money, Quantity, Rate};
+use sim::bars::FillTiming;
+
+#[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
+pub struct BacktestArgs {
+    /// CSV of bars with a header timestamp,open,high,low,close,volume.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Strategy name (see `tradecore strategies`).
+    #[arg(long)]
+    pub strategy: String,
+    /// A strategy parameter as name=value; repeat for several.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Symbol shown in the report.
+    #[arg(long, default_value = "SYNTH")]
+    pub symbol: String,
+    /// Starting cash.
+    #[arg(long, default_value = "10000")]
+    pub cash: String,
+    /// Commission as a fraction of each fill's notional (0.002 = 0.2 %).
+    #[arg(long, default_value = "0")]
+    pub commission: String,
+    /// Order size: all-in, units=N or percent=P (of equity).
+    #[arg(long, default_value = "all-in")]
+    pub sizing: String,
+    /// When market orders fill: next-open (next bar's open) or close (this bar's close).
+    #[arg(long, default_value = "next-open")]
+    pub fill: String,
+    /// Slippage on market and stop fills, in basis points.
+    #[arg(long, default_value = "0")]
+    pub slippage_bps: String,
+    /// Close any open position at the last bar's close.
+    #[arg(long)]
+    pub close_at_end: bool,
+    /// Quantity step (1 = whole units; 0.001 for fractional).
+    #[arg(long, default_value = "1")]
+    pub lot_size: String,
+    /// Directory for report.json and report.html (or sweep.json).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Most equity-curve points in the report (0 = every bar).
+    #[arg(long, default_value_t = 5_000)]
+    pub equity_points: usize,
+    /// Sweep a parameter: name=START..END:STEP or name=a,b,c; repeat for a grid.
+    #[arg(long = "sweep", value_name = "NAME=RANGE")]
+    pub sweeps: Vec<String>,
+    /// Metric that ranks sweep results.
+    #[arg(long, default_value = "sharpe")]
+    pub rank: String,
+    /// Sweep rows to print.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+    /// Threads for a sweep (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to write the demo data and report.
+    #[arg(long, default_value = "out/demo")]
+    pub out: PathBuf,
+    /// Bars to generate.
+    #[arg(long, default_value_t = 525_600)]
+    pub bars: usize,
+}
+
+/// Parses the trading settings, each refusal naming its flag.
+fn config(args: &BacktestArgs) -> Result<BacktestConfig> {
+    let cash = Money::parse(&args.cash).with_context(|| format!("--cash {}", args.cash))?;
+    if !cash.is_positive() {
+        bail!("--cash must be positive, got {cash}");
+    }
+    let commission = Rate::parse(&args.commission).with_context(|| format!("--commission {}", args.commission))?;
+    if commission.is_negative() || commission >= Rate::ONE {
+        bail!("--commission must be a fraction from 0 to below 1 (0.002 = 0.2 %), got {commission}");
+    }
+    let slippage_bps =
+        Rate::parse(&args.slippage_bps).with_context(|| format!("--slippage-bps {}", args.slippage_bps))?;
+    if slippage_bps.is_negative() || slippage_bps >= Rate::from_int(10_000) {
+        bail!("--slippage-bps must be from 0 to below 10000, got {slippage_bps}");
+    }
+    let lot_size = Quantity::parse(&args.lot_size).with_context(|| format!("--lot-size {}", args.lot_size))?;
+    if !lot_size.is_positive() {
+        bail!("--lot-size must be positive, got {lot_size}");
+    }
+    if args.symbol.trim().is_empty() || args.symbol.len() > 64 {
+        bail!("--symbol must be 1 to 64 characters");
+    }
+    Ok(BacktestConfig {
+        symbol: args.symbol.clone(),
+        cash,
+        commission,
+        sizing: args.sizing.parse::<Sizing>().map_err(anyhow::Error::msg).context("--sizing")?,
+        timing: args.fill.parse::<FillTiming>().map_err(anyhow::Error::msg).context("--fill")?,
+        // Basis points to a fraction: exact, since Rate has 9 decimals.
+        slippage: Rate::from_raw(slippage_bps.raw() / 10_000),
+        close_at_end: args.close_at_end,
+        lot_size,
+    })
+}
+
+fn parse_params(info: &StrategyInfo, given: &[String]) -> Result<(Vec<(String, String)>, Params)> {
+    let pairs = given.iter().map(|p| Params::split_pair(p)).collect::<Result<Vec<_>, _>>()?;
+    let params = Params::parse(info.name, info.params, &pairs)?;
+    Ok((pairs, params))
+}
+
+fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    let style = ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// Bars at which a single run is long enough to deserve a progress bar.
+const PROGRESS_THRESHOLD: usize = 200_000;
+
+pub fn run(args: &BacktestArgs) -> Result<()> {
+    // Everything that can be checked without the data is checked first.
+    let info = strategies::find(&args.strategy).map_err(anyhow::Error::msg)?;
+    let config = config(args)?;
+    let (pairs, params) = parse_params(info, &args.params)?;
+    let axes = args.sweeps.iter().map(|s| Axis::parse(s)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
+    if axes.is_empty() {
+        // Builds once to surface cross-parameter errors (fast >= slow) before loading.
+        info.build_with(&params)?;
+    } else {
+        sweep::check_rank(&args.rank).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create output directory {}", out.display()))?;
+    }
+
+    let loaded = Instant::now();
+    let bars = data::load_csv(&args.data)?;
+    let load_time = loaded.elapsed();
+
+    if !axes.is_empty() {
+        return run_sweep(args, info, &pairs, &axes, &config, &bars);
+    }
+
+    let mut strategy = info.build_with(&params)?;
+    let bar = (bars.len() >= PROGRESS_THRESHOLD).then(|| progress_bar(bars.len() as u64, "backtest"));
+    let started = Instant::now();
+    let options = backtest::ReportOptions {
+        data_file: Some(args.data.display().to_string()),
+        max_curve_points: args.equity_points,
+    };
+    let report =
+        backtest::run_report(&bars, (info.name, strategy.as_mut(), &params), &config, &options, &mut |done| {
+            if let Some(b) = &bar {
+                b.set_position(done as u64);
+            }
+        })?;
+    let run_time = started.elapsed();
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    print_summary(&report);
+    eprintln!(
+        "{} bars loaded in {:.3} s, backtested in {:.3} s",
+        bars.len(),
+        load_time.as_secs_f64(),
+        run_time.as_secs_f64()
+    );
+    if let Some(out) = &args.out {
+        write_report(&report, out)?;
+    }
+    Ok(())
+}
+
+fn write_report(report: &Report, out: &Path) -> Result<()> {
+    let json = out.join("report.json");
+    let html = out.join("report.html");
+    report.write_json(&json)?;
+    report.write_html(&html)?;
+    println!("report: {} and {}", json.display(), html.display());
+    Ok(())
+}
+
+fn run_sweep(
+    args: &BacktestArgs,
+    info: &StrategyInfo,
+    fixed: &[(String, String)],
+    axes: &[Axis],
+    config: &BacktestConfig,
+    bars: &[model::Bar],
+) -> Result<()> {
+    let combos: usize = axes.iter().map(|a| a.values.len()).product();
+    let threads =
+        args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+    let bar = progress_bar(combos as u64, "sweep");
+    let started = Instant::now();
+    let spec = sweep::Sweep { info, fixed, axes, rank_by: &args.rank };
+    let output = sweep::run_sweep(bars, &spec, config, threads, &|| bar.inc(1)).map_err(anyhow::Error::msg)?;
+    bar.finish_and_clear();
+    print_sweep(&output, axes, args.top);
+    eprintln!(
+        "{} combinations ({} run, {} skipped) over {} bars on {threads} threads in {:.2} s",
+        output.combinations,
+        output.results.len(),
+        output.skipped.len(),
+        bars.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(out) = &args.out {
+        let path = out.join("sweep.json");
+        backtest::report::write_atomically(&path, |w| {
+            serde_json::to_writer_pretty(&mut *w, &output).map_err(std::io::Error::other)
+        })?;
+        println!("sweep results: {}", path.display());
+    }
+    Ok(())
+}
+
+fn fmt_opt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "-".to_string(), |x| format!("{x:.decimals$}"))
+}
+
+fn right(text: String) -> Cell {
+    Cell::new(text).set_alignment(CellAlignment::Right)
+}
+
+fn print_summary(r: &Report) {
+    let m = &r.metrics;
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED);
+    table.set_header(vec![Cell::new(format!("{} {} on {}", r.strategy, params_text(r), r.symbol)), Cell::new("")]);
+    let rows: Vec<(&str, String)> = vec![
+        ("period", format!("{} .. {} ({} bars)", r.data.start, r.data.end, r.data.bars)),
+        ("initial cash", r.initial_cash.to_string_with(2)),
+        ("final equity", m.final_equity.to_string_with(2)),
+        ("total return", format!("{:.2} %", m.total_return_pct)),
+        ("CAGR", format!("{:.2} %", m.cagr_pct)),
+        ("max drawdown", format!("{:.2} %", m.max_drawdown_pct)),
+        ("Sharpe", format!("{:.3}", m.sharpe)),
+        ("Sortino", fmt_opt(m.sortino, 3)),
+        ("win rate", fmt_opt(m.win_rate_pct, 1).replace('-', "- ") + " %"),
+        ("profit factor", fmt_opt(m.profit_factor, 3)),
+        ("exposure", format!("{:.1} %", m.exposure_pct)),
+        ("trades", m.trade_count.to_string()),
+        ("commissions", m.commissions.to_string_with(2)),
+    ];
+    for (k, v) in rows {
+        table.add_row(vec![Cell::new(k), right(v)]);
+    }
+    println!("{table}");
+    if !r.orders_denied.is_empty() {
+        let denied: Vec<String> = r.orders_denied.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        println!("orders refused by risk checks: {}", denied.join(", "));
+    }
+}
+
+fn params_text(r: &Report) -> String {
+    r.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+}
+
+fn print_sweep(output: &SweepOutput, axes: &[Axis], top: usize) {
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED);
+    let mut header: Vec<Cell> = vec![Cell::new("#")];
+    header.extend(axes.iter().map(|a| Cell::new(&a.name)));
+    for h in ["sharpe", "return %", "max dd %", "trades", "win %", "final equity"] {
+        header.push(Cell::new(h));
+    }
+    table.set_header(header);
+    for (i, r) in output.results.iter().take(top).enumerate() {
+        let mut row = vec![right((i + 1).to_string())];
+        row.extend(axes.iter().map(|a| right(r.params.get(&a.name).cloned().unwrap_or_default())));
+        let m = &r.metrics;
+        row.extend([
+            right(format!("{:.3}", m.sharpe)),
+            right(format!("{:.2}", m.total_return_pct)),
+            right(format!("{:.2}", m.max_drawdown_pct)),
+            right(m.trade_count.to_string()),
+            right(fmt_opt(m.win_rate_pct, 1)),
+            right(m.final_equity.to_string_with(2)),
+        ]);
+        table.add_row(row);
+    }
+    println!("ranked by {}", output.rank_by);
+    println!("{table}");
+    if !output.skipped.is_empty() {
+        let first = &output.skipped[0];
+        println!("skipped {} invalid combinations (e.g. {:?}: {})", output.skipped.len(), first.params, first.reason);
+    }
+}
+
+pub fn print_strategies() {
+    for info in strategies::STRATEGIES {
+        println!("{}\n  {}", info.name, info.summary);
+        for p in info.params {
+            println!("  --param {}=<{}> (default {}): {}", p.name, p.accepts(), p.default, p.help);
+        }
+        println!();
+    }
+}
+
+/// Generates demo data (once) and backtests sma-cross on it.
+pub fn demo(args: &DemoArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let data_path = args.out.join(format!("synth-{}.csv", args.bars));
+    if !data_path.exists() {
+        let spec = crate::data_cmd::spec(&crate::data_cmd::SynthArgs {
+            bars: args.bars,
+            seed: 42,
+            interval: "1m".into(),
+            start: "2024-01-01T00:00:00Z".into(),
+            price: "100".into(),
+            volatility: 0.001,
+            out: data_path.clone(),
+        })?;
+        data::write_csv(&data_path, &data::synth(&spec))?;
+        println!("generated {} one-minute bars in {}", args.bars, data_path.display());
+    }
+    let backtest = BacktestArgs {
+        data: data_path,
+        strategy: "sma-cross".into(),
+        params: vec!["fast=60".into(), "slow=240".into(), "long-only=true".into()],
+        symbol: "SYNTH".into(),
+        cash: "10000".into(),
+        commission: "0.001".into(),
+        sizing: "all-in".into(),
+        fill: "next-open".into(),
+        slippage_bps: "1".into(),
+        close_at_end: true,
+        lot_size: "0.001".into(),
+        out: Some(args.out.clone()),
+        equity_points: 5_000,
+        sweeps: Vec::new(),
+        rank: "sharpe".into(),
+        top: 20,
+        threads: None,
+    };
+    run(&backtest)
+}
