@@ -1129,14 +1129,4 @@ mod tests {
         assert_eq!(nearest_point(&c, t(START + 2 * DAY + 100)), 2);
         assert_eq!(nearest_point(&c, t(START + 3 * DAY - 100)), 3);
     }
-
-    /// Writes a sample page to the temp directory for eyeballing:
-    /// `cargo test -p backtest html::tests::write_sample -- --ignored`.
-    #[test]
-    #[ignore = "writes a file for manual inspection"]
-    fn write_sample() {
-        let path = std::env::temp_dir().join("report-sample.html");
-        std::fs::write(&path, render(&sample())).unwrap();
-        println!("wrote {}", path.display());
-    }
 }

@@ -178,15 +178,24 @@ pub fn run(args: &BacktestArgs) -> Result<()> {
     }
     print_summary(&report);
     eprintln!(
-        "{} bars loaded in {:.3} s, backtested in {:.3} s",
+        "{} bars loaded in {:.3} s, backtested in {:.3} s{}",
         bars.len(),
         load_time.as_secs_f64(),
-        run_time.as_secs_f64()
+        run_time.as_secs_f64(),
+        peak_memory().map(|mb| format!(", peak memory {mb} MB")).unwrap_or_default()
     );
     if let Some(out) = &args.out {
         write_report(&report, out)?;
     }
     Ok(())
+}
+
+/// The process's peak resident memory in MiB, where the OS tells it (Linux).
+fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
 }
 
 fn write_report(report: &Report, out: &Path) -> Result<()> {
@@ -336,7 +345,7 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
     let backtest = BacktestArgs {
         data: data_path,
         strategy: "sma-cross".into(),
-        params: vec!["fast=60".into(), "slow=240".into(), "long-only=true".into()],
+        params: vec!["fast=360".into(), "slow=2880".into(), "long-only=true".into()],
         symbol: "SYNTH".into(),
         cash: "10000".into(),
         commission: "0.001".into(),

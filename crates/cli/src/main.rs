@@ -27,7 +27,7 @@ enum Command {
     Data(data_cmd::DataCommand),
     /// List the built-in strategies and their parameters.
     Strategies,
-    /// Generate a year of one-minute bars and backtest sma-cross on them.
+    /// Generate a year of one-minute bars and backtest sma-cross (6 h / 2 day averages) on them.
     Demo(backtest_cmd::DemoArgs),
 }
 

@@ -144,12 +144,14 @@ pub enum Submission {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Engine {
     state: AccountState,
+    /// The latest input time; inputs may not go back before it.
+    clock: Timestamp,
 }
 
 impl Engine {
     #[must_use]
     pub fn new(base_currency: Currency) -> Self {
-        Self { state: AccountState::new(base_currency) }
+        Self { state: AccountState::new(base_currency), clock: Timestamp::default() }
     }
 
     /// Rebuilds an engine by folding a journal of events.
@@ -158,7 +160,8 @@ impl Engine {
         for event in events {
             state.apply(event);
         }
-        Self { state }
+        let clock = state.last_ts;
+        Self { state, clock }
     }
 
     #[must_use]
@@ -166,16 +169,18 @@ impl Engine {
         &self.state
     }
 
+    /// The time of the latest input.
+    #[must_use]
+    pub fn clock(&self) -> Timestamp {
+        self.clock
+    }
+
     /// Processes one input at engine time `now`, appending to `out`.
     pub fn process(&mut self, input: &Input, now: Timestamp, out: &mut Output) -> Result<(), EngineError> {
         self.advance_clock(now, out)?;
         match input {
             Input::Mark { instrument, price } => {
-                if self.state.book(*instrument).is_none() {
-                    return Err(EngineError::UnknownInstrument(*instrument));
-                }
-                self.emit(out, now, EventKind::MarkUpdated { instrument: *instrument, price: *price });
-                Ok(())
+                if self.state.set_mark(*instrument, *price) { Ok(()) } else { Err(EngineError::UnknownInstrument(*instrument)) }
             }
             Input::Command(command) => self.command(command, now, out).map(|_| ()),
             Input::Execution(report) => self.execution(report, now, out),
@@ -196,9 +201,10 @@ impl Engine {
     /// Refuses time going backwards and starts a new trading day when the
     /// UTC date changes, recording the equity the daily loss limit is measured from.
     fn advance_clock(&mut self, now: Timestamp, out: &mut Output) -> Result<(), EngineError> {
-        if now < self.state.last_ts {
-            return Err(EngineError::TimeWentBackwards { now, last: self.state.last_ts });
+        if now < self.clock {
+            return Err(EngineError::TimeWentBackwards { now, last: self.clock });
         }
+        self.clock = now;
         let day = now.day_number();
         if self.state.day != Some(day) {
             let equity = self.state.equity();

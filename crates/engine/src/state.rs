@@ -110,6 +110,12 @@ impl Position {
 pub struct InstrumentBook {
     pub instrument: Instrument,
     pub position: Position,
+    /// The latest market price. Market data, not account history: it is set
+    /// by [`AccountState::set_mark`] and not journaled, because a feed sends
+    /// far more prices than a journal should hold and a restarted engine gets
+    /// fresh ones from the feed. Decisions taken on a mark (a denial, the
+    /// daily baseline) are journaled as events.
+    #[serde(skip)]
     pub mark: Option<Price>,
 }
 
@@ -171,10 +177,6 @@ pub enum EventKind {
     },
     OrderExpired {
         order_id: OrderId,
-    },
-    MarkUpdated {
-        instrument: InstrumentId,
-        price: Price,
     },
     TradingStateChanged {
         scope: SwitchScope,
@@ -331,6 +333,24 @@ impl AccountState {
         }
     }
 
+    /// Records a market price. Returns `false` for an unknown instrument.
+    pub fn set_mark(&mut self, instrument: InstrumentId, price: Price) -> bool {
+        match self.book_mut(instrument) {
+            Some(book) => {
+                book.mark = Some(price);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets every mark: what a replayed journal looks like before the feed speaks.
+    pub fn clear_marks(&mut self) {
+        for book in &mut self.books {
+            book.mark = None;
+        }
+    }
+
     /// Applies one event. Only validated events reach here; an event that
     /// does not fit the state (unknown order, say) is skipped, which can only
     /// happen with a corrupted journal and is caught by replay tests.
@@ -382,11 +402,6 @@ impl AccountState {
             EventKind::OrderCancelled { order_id } => self.transition(*order_id, OrderEventKind::Cancel, ts),
             EventKind::OrderExpired { order_id } => self.transition(*order_id, OrderEventKind::Expire, ts),
             EventKind::OrderFilled { fill } => self.apply_fill(fill, ts),
-            EventKind::MarkUpdated { instrument, price } => {
-                if let Some(book) = self.book_mut(*instrument) {
-                    book.mark = Some(*price);
-                }
-            }
             EventKind::TradingStateChanged { scope, state } => match scope {
                 SwitchScope::Account => self.account_state = *state,
                 SwitchScope::Global => self.global_state = *state,
