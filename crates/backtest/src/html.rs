@@ -333,6 +333,16 @@ fn render_notices(out: &mut String, r: &Report) {
             if n == 1 { "was" } else { "were" }
         );
     }
+    if r.orders_skipped_zero_size > 0 {
+        let n = r.orders_skipped_zero_size;
+        w!(
+            out,
+            "<p class=\"card warn\">{} order{} not placed: the free cash did not cover one lot at the fill \
+             price. A smaller <code>--lot-size</code> or more cash lets them trade.</p>\n",
+            group(&n.to_string()),
+            if n == 1 { " was" } else { "s were" }
+        );
+    }
 }
 
 // ------------------------------------------------------------------ charts --
@@ -970,6 +980,7 @@ mod tests {
             fills: trades.len() * 2,
             orders_denied: BTreeMap::from([("max_position".to_string(), 3)]),
             unexecuted_signals_at_end: 1,
+            orders_skipped_zero_size: 2,
             trades,
             equity_curve,
             equity_curve_every_n_bars: 1,

@@ -59,6 +59,7 @@ pub fn run_report(
         fills: output.fills,
         orders_denied: output.denied.iter().map(|(k, v)| ((*k).to_string(), *v)).collect::<BTreeMap<_, _>>(),
         unexecuted_signals_at_end: output.unexecuted_at_end,
+        orders_skipped_zero_size: output.skipped_zero_size,
         trades: output.trades,
         equity_curve,
         equity_curve_every_n_bars: every,

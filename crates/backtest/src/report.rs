@@ -75,6 +75,8 @@ pub struct Report {
     pub orders_denied: BTreeMap<String, usize>,
     /// Signals at the last bar's close that had no next bar to execute at.
     pub unexecuted_signals_at_end: usize,
+    /// Orders not placed because too little cash was free for one lot.
+    pub orders_skipped_zero_size: usize,
     pub trades: Vec<Trade>,
     /// Equity after every `equity_curve_every_n_bars`-th bar, and after the last.
     pub equity_curve: Vec<EquityPoint>,

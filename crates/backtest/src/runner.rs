@@ -87,6 +87,8 @@ pub struct RunOutput {
     pub denied: BTreeMap<&'static str, usize>,
     /// Signals decided at the last bar's close with no later bar to execute at.
     pub unexecuted_at_end: usize,
+    /// Orders not placed because their size came to zero (too little cash for one lot).
+    pub skipped_zero_size: usize,
     pub interval_ns: i64,
 }
 
@@ -167,6 +169,7 @@ struct Run<'a> {
     fill_count: usize,
     commissions: Money,
     denied: BTreeMap<&'static str, usize>,
+    skipped_zero_size: usize,
     next_client_id: u64,
     orders_this_bar: usize,
 }
@@ -223,6 +226,7 @@ pub fn run(
         fill_count: 0,
         commissions: Money::ZERO,
         denied: BTreeMap::new(),
+        skipped_zero_size: 0,
         next_client_id: 1,
         orders_this_bar: 0,
     };
@@ -318,6 +322,7 @@ pub fn run(
         fills: run.fill_count,
         denied: run.denied,
         unexecuted_at_end,
+        skipped_zero_size: run.skipped_zero_size,
         interval_ns,
     })
 }
@@ -378,6 +383,10 @@ impl Run<'_> {
                     self.config.commission,
                 );
                 if !quantity.is_positive() {
+                    // Closing a flat position is not a skip; an entry too small for one lot is.
+                    if size != Size::ClosePosition {
+                        self.skipped_zero_size += 1;
+                    }
                     return Ok(());
                 }
                 let client_order_id = match client_order_id {

@@ -278,6 +278,12 @@ fn print_summary(r: &Report) {
         let denied: Vec<String> = r.orders_denied.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         println!("orders refused by risk checks: {}", denied.join(", "));
     }
+    if r.orders_skipped_zero_size > 0 {
+        println!(
+            "{} orders not placed: free cash did not cover one lot (try a smaller --lot-size)",
+            r.orders_skipped_zero_size
+        );
+    }
 }
 
 fn params_text(r: &Report) -> String {

@@ -180,7 +180,11 @@ impl Engine {
         self.advance_clock(now, out)?;
         match input {
             Input::Mark { instrument, price } => {
-                if self.state.set_mark(*instrument, *price) { Ok(()) } else { Err(EngineError::UnknownInstrument(*instrument)) }
+                if self.state.set_mark(*instrument, *price) {
+                    Ok(())
+                } else {
+                    Err(EngineError::UnknownInstrument(*instrument))
+                }
             }
             Input::Command(command) => self.command(command, now, out).map(|_| ()),
             Input::Execution(report) => self.execution(report, now, out),
