@@ -289,6 +289,7 @@ fn render_metrics(out: &mut String, r: &Report) {
     metric_row(out, "Final equity", &money(m.final_equity));
     metric_row(out, "Net P&amp;L", &signed_cell(Some(signed_money(m.final_equity - r.initial_cash))));
     metric_row(out, "Total return", &signed_cell(signed_pct(m.total_return_pct)));
+    metric_row(out, "Buy and hold", &signed_cell(signed_pct(m.buy_and_hold_return_pct)));
     metric_row(out, "CAGR", &signed_cell(signed_pct(m.cagr_pct)));
     out.push_str("</table></div>\n");
 
@@ -967,6 +968,7 @@ mod tests {
             metrics: Metrics {
                 final_equity,
                 total_return_pct: 12.3456,
+                buy_and_hold_return_pct: 7.5,
                 cagr_pct: -3.2,
                 max_drawdown_pct: 8.75,
                 sharpe: 1.234,
@@ -1036,7 +1038,7 @@ mod tests {
         assert_eq!(html.matches("<g class=\"mk entry short\">").count(), 20);
         assert_eq!(html.matches("<g class=\"mk exit\">").count(), 39);
         assert_eq!(html.matches("<tbody>").count(), 1);
-        assert_eq!(html.matches("<tr><th scope=\"row\"").count(), 40 + 14);
+        assert_eq!(html.matches("<tr><th scope=\"row\"").count(), 40 + 15);
         // Metrics: sign and arrow, not colour alone; None as a dash.
         assert!(html.contains("▲ </span>+12.35%"));
         assert!(html.contains("▼ </span>-3.20%"));

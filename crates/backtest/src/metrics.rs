@@ -10,6 +10,8 @@
 //!   returns over all bars), annualized the same way; `null` with no losing bar;
 //! - `max_drawdown_pct` = the largest fall from a running peak of equity, as a
 //!   percentage of that peak (a positive number);
+//! - `buy_and_hold_return_pct`: the instrument's own move from the first open
+//!   to the last close, before costs: the bar a strategy has to clear;
 //! - `cagr_pct` over the span from the first bar's open to the last bar's close;
 //! - `win_rate_pct` and `profit_factor` count closed trades only; `null` when undefined;
 //! - `exposure_pct` = share of bars that ended with a position open;
@@ -24,6 +26,8 @@ use crate::runner::RunOutput;
 pub struct Metrics {
     pub final_equity: Money,
     pub total_return_pct: f64,
+    /// Return of holding the instrument from the first open to the last close, before costs.
+    pub buy_and_hold_return_pct: f64,
     pub cagr_pct: f64,
     pub max_drawdown_pct: f64,
     pub sharpe: f64,
@@ -131,6 +135,7 @@ pub fn compute(run: &RunOutput) -> Metrics {
     Metrics {
         final_equity: run.final_equity,
         total_return_pct: finite(total_return * 100.0),
+        buy_and_hold_return_pct: finite((run.last_close.to_f64() / run.first_open.to_f64() - 1.0) * 100.0),
         cagr_pct: finite(cagr * 100.0),
         max_drawdown_pct: finite(max_drawdown * 100.0),
         sharpe: finite(sharpe),

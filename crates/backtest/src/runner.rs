@@ -79,6 +79,9 @@ pub struct RunOutput {
     /// Open time of the first bar and of the last.
     pub start: Timestamp,
     pub end: Timestamp,
+    /// The first bar's open and the last bar's close, for buy-and-hold.
+    pub first_open: Price,
+    pub last_close: Price,
     /// Bars that ended with a position open.
     pub bars_in_market: usize,
     pub trades: Vec<Trade>,
@@ -317,6 +320,8 @@ pub fn run(
         equity,
         start,
         end: last.ts,
+        first_open: bars[0].open,
+        last_close: last.close,
         bars_in_market,
         trades,
         fills: run.fill_count,

@@ -12,7 +12,7 @@ use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use engine::strategies::{self, StrategyInfo};
 use engine::{Params, Sizing};
 use indicatif::{ProgressBar, ProgressStyle};
-use model::{Money, Quantity, Rate};
+use model::{Money, Quantity, Rate, Timestamp};
 use sim::bars::FillTiming;
 
 #[derive(Debug, Args)]
@@ -27,6 +27,12 @@ pub struct BacktestArgs {
     /// A strategy parameter as name=value; repeat for several.
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
+    /// Use only bars at or after this time (ISO 8601 or epoch seconds).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Use only bars before this time.
+    #[arg(long)]
+    pub to: Option<String>,
     /// Symbol shown in the report.
     #[arg(long, default_value = "SYNTH")]
     pub symbol: String,
@@ -151,9 +157,26 @@ pub fn run(args: &BacktestArgs) -> Result<()> {
         std::fs::create_dir_all(out).with_context(|| format!("cannot create output directory {}", out.display()))?;
     }
 
+    let parse_time = |flag: &str, value: &Option<String>| -> Result<Option<Timestamp>> {
+        value.as_deref().map(|v| Timestamp::parse(v).with_context(|| format!("{flag} {v}"))).transpose()
+    };
+    let (from, to) = (parse_time("--from", &args.from)?, parse_time("--to", &args.to)?);
+    if let (Some(f), Some(t)) = (from, to)
+        && f >= t
+    {
+        bail!("--from {f} must be before --to {t}");
+    }
+
     let loaded = Instant::now();
-    let bars = data::load_csv(&args.data)?;
+    let mut bars = data::load_csv(&args.data)?;
     let load_time = loaded.elapsed();
+    if from.is_some() || to.is_some() {
+        let (first, last) = (bars[0].ts, bars[bars.len() - 1].ts);
+        bars.retain(|b| from.is_none_or(|f| b.ts >= f) && to.is_none_or(|t| b.ts < t));
+        if bars.is_empty() {
+            bail!("no bars in the chosen range; {} covers {first} to {last}", args.data.display());
+        }
+    }
 
     if !axes.is_empty() {
         return run_sweep(args, info, &pairs, &axes, &config, &bars);
@@ -260,6 +283,7 @@ fn print_summary(r: &Report) {
         ("initial cash", r.initial_cash.to_string_with(2)),
         ("final equity", m.final_equity.to_string_with(2)),
         ("total return", format!("{:.2} %", m.total_return_pct)),
+        ("buy and hold", format!("{:.2} %", m.buy_and_hold_return_pct)),
         ("CAGR", format!("{:.2} %", m.cagr_pct)),
         ("max drawdown", format!("{:.2} %", m.max_drawdown_pct)),
         ("Sharpe", format!("{:.3}", m.sharpe)),
@@ -351,6 +375,8 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
     let backtest = BacktestArgs {
         data: data_path,
         strategy: "sma-cross".into(),
+        from: None,
+        to: None,
         params: vec!["fast=360".into(), "slow=2880".into(), "long-only=true".into()],
         symbol: "SYNTH".into(),
         cash: "10000".into(),

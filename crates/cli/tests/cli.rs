@@ -121,6 +121,33 @@ fn backtest_writes_json_and_html_reports() {
 }
 
 #[test]
+fn date_range_selects_bars() {
+    let dir = TempDir::new("range");
+    let data = synth(&dir, 3_000, 5);
+    let out_dir = dir.path("out");
+    let out = backtest(
+        &data,
+        &[
+            "--from",
+            "2024-01-01T10:00:00Z",
+            "--to",
+            "2024-01-02",
+            "--param",
+            "long-only=true",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["data"]["bars"], 14 * 60);
+    assert_eq!(report["data"]["start"], "2024-01-01T10:00:00Z");
+    assert_eq!(report["data"]["end"], "2024-01-01T23:59:00Z");
+    assert!(report["buy_and_hold_return_pct"].is_number());
+}
+
+#[test]
 fn same_run_same_report() {
     let dir = TempDir::new("determinism");
     let data = synth(&dir, 5_000, 2);
@@ -186,6 +213,8 @@ fn bad_input_names_the_problem_and_writes_nothing() {
         ("negative cash", good.clone(), vec!["--cash", "-5"], "--cash must be positive"),
         ("bad sweep", good.clone(), vec!["--sweep", "fast=10..5:1"], "the end is before the start"),
         ("bad rank", good.clone(), vec!["--sweep", "fast=5..10:5", "--rank", "luck"], "cannot rank by 'luck'"),
+        ("empty range", good.clone(), vec!["--from", "2030-01-01"], "no bars in the chosen range"),
+        ("inverted range", good.clone(), vec!["--from", "2024-02-01", "--to", "2024-01-01"], "must be before --to"),
     ];
     for (name, data, extra, expected) in cases {
         let out_dir = dir.path(&format!("out-{}", name.replace(' ', "-")));
