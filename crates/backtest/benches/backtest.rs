@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use backtest::data::{SynthSpec, synth};
 use backtest::sweep::{Axis, Sweep, run_sweep};
-use backtest::{BacktestConfig, run};
+use backtest::{BacktestConfig, Market, run};
 use engine::strategies;
 use model::{Money, Price, Rate, Timestamp};
 
@@ -61,7 +61,7 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let started = Instant::now();
     let sweep = Sweep { info, fixed: &[], axes: &axes, rank_by: "sharpe" };
-    let out = run_sweep(&bars, &sweep, &config, threads, &|| {}).unwrap_or_else(|e| panic!("{e}"));
+    let out = run_sweep(Market::Bars(&bars), &sweep, &config, threads, &|| {}).unwrap_or_else(|e| panic!("{e}"));
     let elapsed = started.elapsed().as_secs_f64();
     println!(
         "sweep: {} combinations ({} run) over {bars_n} bars on {threads} threads in {:.2} s = {:.1} million bars/s",

@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use model::{Bar, Price, Quantity, Timestamp};
+use model::{Bar, Price, Quantity, Quote, Timestamp};
 
 /// Why a bar file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -17,12 +17,12 @@ pub enum DataError {
     Read { path: String, source: std::io::Error },
     #[error("cannot write {path}: {source}")]
     Write { path: String, source: std::io::Error },
-    #[error("{path}: the file is empty; expected a header line timestamp,open,high,low,close,volume")]
-    Empty { path: String },
     #[error(
-        "{path}: line 1: missing column(s) {missing}; the header must name timestamp, open, high, low, close and volume"
+        "{path}: the file is empty; expected a header line timestamp,open,high,low,close,volume (bars) or timestamp,bid,ask[,bid_size,ask_size] (quotes)"
     )]
-    MissingColumns { path: String, missing: String },
+    Empty { path: String },
+    #[error("{path}: line 1: missing column(s) {missing}; the header must name {expected}")]
+    MissingColumns { path: String, missing: String, expected: String },
     #[error("{path}: line 1: column '{column}' appears twice")]
     DuplicateColumn { path: String, column: String },
     #[error("{path}: no data rows after the header")]
@@ -33,16 +33,43 @@ pub enum DataError {
     Parquet { path: String },
 }
 
-const COLUMNS: [&str; 6] = ["timestamp", "open", "high", "low", "close", "volume"];
+/// Market data read from a file: bars, or quotes (top of book).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarketData {
+    Bars(Vec<Bar>),
+    /// Quotes, and whether the file gave bid and ask sizes.
+    Quotes {
+        quotes: Vec<Quote>,
+        sizes: bool,
+    },
+}
+
+/// Reads a CSV file of bars or quotes, told apart by the header: `bid` and
+/// `ask` columns make it quotes.
+pub fn load_market_data(path: &Path) -> Result<MarketData, DataError> {
+    let (bytes, name) = read(path)?;
+    if header_names(&bytes).is_some_and(|names| names.iter().any(|n| n == "bid") && names.iter().any(|n| n == "ask")) {
+        let quotes: Vec<QuoteRow> = parse_rows(&bytes, &name)?;
+        let sizes = quotes.first().is_some_and(|q| q.sized);
+        Ok(MarketData::Quotes { quotes: quotes.into_iter().map(|q| q.quote).collect(), sizes })
+    } else {
+        parse_rows(&bytes, &name).map(MarketData::Bars)
+    }
+}
 
 /// Reads a CSV file of bars. See [`parse_csv`].
 pub fn load_csv(path: &Path) -> Result<Vec<Bar>, DataError> {
+    let (bytes, name) = read(path)?;
+    parse_csv(&bytes, &name)
+}
+
+fn read(path: &Path) -> Result<(Vec<u8>, String), DataError> {
     let name = path.display().to_string();
     if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet")) {
         return Err(DataError::Parquet { path: name });
     }
     let bytes = std::fs::read(path).map_err(|source| DataError::Read { path: name.clone(), source })?;
-    parse_csv(&bytes, &name)
+    Ok((bytes, name))
 }
 
 /// Parses CSV bars with a header naming `timestamp,open,high,low,close,volume`
@@ -50,51 +77,102 @@ pub fn load_csv(path: &Path) -> Result<Vec<Bar>, DataError> {
 /// epoch seconds/milliseconds. Rows must be strictly increasing in time, with
 /// positive prices, `low <= open, close <= high`, and a non-negative volume.
 pub fn parse_csv(bytes: &[u8], path: &str) -> Result<Vec<Bar>, DataError> {
+    parse_rows(bytes, path)
+}
+
+/// Parses CSV quotes with a header naming `timestamp,bid,ask` and optionally
+/// `bid_size,ask_size`. Rows must not go back in time (equal times are
+/// fine), prices must be positive and the bid not above the ask.
+pub fn parse_quotes_csv(bytes: &[u8], path: &str) -> Result<(Vec<Quote>, bool), DataError> {
+    let rows: Vec<QuoteRow> = parse_rows(bytes, path)?;
+    let sizes = rows.first().is_some_and(|q| q.sized);
+    Ok((rows.into_iter().map(|q| q.quote).collect(), sizes))
+}
+
+/// One kind of CSV row.
+trait Row: Send + Sized {
+    /// Canonical column names; the timestamp first.
+    const COLUMNS: &'static [&'static str];
+    /// How many of the last columns may be missing (all together).
+    const OPTIONAL: usize;
+    /// Whether timestamps must strictly increase (bars) or only not decrease (quotes).
+    const STRICT: bool;
+    fn ts(&self) -> Timestamp;
+    /// Parses a row's fields; `index[k]` is where column k is (`usize::MAX` if absent).
+    fn parse(fields: &[&[u8]], index: &[usize]) -> Result<Self, String>;
+}
+
+fn canonical(name: &str) -> &str {
+    // Common aliases, so files from other tools load without editing.
+    match name {
+        "time" | "date" | "datetime" | "open_time" | "ts" => "timestamp",
+        "o" => "open",
+        "h" => "high",
+        "l" => "low",
+        "c" => "close",
+        "v" | "vol" => "volume",
+        "bid_price" | "bidprice" | "best_bid" => "bid",
+        "ask_price" | "askprice" | "best_ask" => "ask",
+        "bid_qty" | "bidsize" | "bid_volume" => "bid_size",
+        "ask_qty" | "asksize" | "ask_volume" => "ask_size",
+        other => other,
+    }
+}
+
+/// The header's column names, canonical and lower-case.
+fn header_names(bytes: &[u8]) -> Option<Vec<String>> {
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let header = text.split(|&b| b == b'\n').map(trim_cr).find(|l| !l.iter().all(u8::is_ascii_whitespace))?;
+    Some(
+        String::from_utf8_lossy(header)
+            .split(',')
+            .map(|c| canonical(&c.trim().trim_matches('"').to_ascii_lowercase()).to_string())
+            .collect(),
+    )
+}
+
+fn parse_rows<R: Row>(bytes: &[u8], path: &str) -> Result<Vec<R>, DataError> {
     let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     // Blank lines before the header are skipped.
     let skipped = text.iter().take_while(|b| b.is_ascii_whitespace()).count();
     let skipped = text[..skipped].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let text = &text[skipped..];
     let leading_lines = bytes[..bytes.len() - text.len()].iter().filter(|&&b| b == b'\n').count();
-    let Some(header) =
-        text.split(|&b| b == b'\n').next().map(trim_cr).filter(|h| !h.iter().all(u8::is_ascii_whitespace))
-    else {
+    let Some(names) = header_names(text) else {
         return Err(DataError::Empty { path: path.to_string() });
     };
-    let header = String::from_utf8_lossy(header);
-    let names: Vec<String> = header.split(',').map(|c| c.trim().trim_matches('"').to_ascii_lowercase()).collect();
-    let mut index = [usize::MAX; 6];
+    let mut index = vec![usize::MAX; R::COLUMNS.len()];
     for (i, name) in names.iter().enumerate() {
-        // Common aliases, so files from other tools load without editing.
-        let canonical = match name.as_str() {
-            "time" | "date" | "datetime" | "open_time" | "ts" => "timestamp",
-            "o" => "open",
-            "h" => "high",
-            "l" => "low",
-            "c" => "close",
-            "v" | "vol" => "volume",
-            other => other,
-        };
-        if let Some(k) = COLUMNS.iter().position(|c| *c == canonical) {
+        if let Some(k) = R::COLUMNS.iter().position(|c| c == name) {
             if index[k] != usize::MAX {
-                return Err(DataError::DuplicateColumn { path: path.to_string(), column: COLUMNS[k].to_string() });
+                return Err(DataError::DuplicateColumn { path: path.to_string(), column: R::COLUMNS[k].to_string() });
             }
             index[k] = i;
         }
     }
-    let missing: Vec<&str> = COLUMNS.iter().zip(index).filter(|(_, i)| *i == usize::MAX).map(|(c, _)| *c).collect();
-    if !missing.is_empty() {
-        return Err(DataError::MissingColumns { path: path.to_string(), missing: missing.join(", ") });
+    let required = R::COLUMNS.len() - R::OPTIONAL;
+    let missing = |range: std::ops::Range<usize>| -> Vec<&str> {
+        range.filter(|k| index[*k] == usize::MAX).map(|k| R::COLUMNS[k]).collect()
+    };
+    let missing_required = missing(0..required);
+    let missing_optional = missing(required..R::COLUMNS.len());
+    if !missing_required.is_empty() || (!missing_optional.is_empty() && missing_optional.len() < R::OPTIONAL) {
+        let mut all = missing_required;
+        all.extend(missing_optional);
+        return Err(DataError::MissingColumns {
+            path: path.to_string(),
+            missing: all.join(", "),
+            expected: R::COLUMNS.join(","),
+        });
     }
     let width = names.len();
     // The body starts after the header line; find where, and its line number.
     let header_end = text.iter().position(|&b| b == b'\n').map_or(text.len(), |i| i + 1);
-    let header_line = text[..header_end].iter().filter(|&&b| b == b'\n').count();
     let body = &text[header_end..];
-    let first_line = leading_lines + header_line + 1;
+    let first_line = leading_lines + 2;
     let chunks = split_chunks(body, first_line);
     let layout = Layout { index, width };
-    let parsed: Vec<Result<Chunk, DataError>> = if chunks.len() == 1 {
+    let parsed: Vec<Result<Chunk<R>, DataError>> = if chunks.len() == 1 {
         chunks.iter().map(|(bytes, line)| parse_chunk(bytes, *line, &layout, path)).collect()
     } else {
         std::thread::scope(|scope| {
@@ -108,34 +186,34 @@ pub fn parse_csv(bytes: &[u8], path: &str) -> Result<Vec<Bar>, DataError> {
             handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
         })
     };
-    let mut bars: Vec<Bar> = Vec::new();
+    let mut rows: Vec<R> = Vec::new();
     for chunk in parsed {
         let chunk = chunk?;
-        if let (Some(prev), Some(first)) = (bars.last(), chunk.bars.first())
-            && let Some(message) = order_problem(prev.ts, first.ts)
+        if let (Some(prev), Some(first)) = (rows.last(), chunk.rows.first())
+            && let Some(message) = order_problem(prev.ts(), first.ts(), R::STRICT)
         {
             return Err(DataError::Row { path: path.to_string(), line: chunk.first_row_line, message });
         }
-        if bars.is_empty() {
-            bars = chunk.bars;
+        if rows.is_empty() {
+            rows = chunk.rows;
         } else {
-            bars.extend_from_slice(&chunk.bars);
+            rows.extend(chunk.rows);
         }
     }
-    if bars.is_empty() {
+    if rows.is_empty() {
         return Err(DataError::NoRows { path: path.to_string() });
     }
-    Ok(bars)
+    Ok(rows)
 }
 
-/// Where the six columns are in a row.
+/// Where the columns are in a row.
 struct Layout {
-    index: [usize; 6],
+    index: Vec<usize>,
     width: usize,
 }
 
-struct Chunk {
-    bars: Vec<Bar>,
+struct Chunk<R> {
+    rows: Vec<R>,
     /// Line number of the chunk's first data row, for errors across chunks.
     first_row_line: usize,
 }
@@ -167,8 +245,8 @@ fn split_chunks(body: &[u8], first_line: usize) -> Vec<(&[u8], usize)> {
     chunks
 }
 
-fn order_problem(prev: Timestamp, ts: Timestamp) -> Option<String> {
-    if ts == prev {
+fn order_problem(prev: Timestamp, ts: Timestamp, strict: bool) -> Option<String> {
+    if ts == prev && strict {
         Some(format!("duplicate timestamp {ts}"))
     } else if ts < prev {
         Some(format!("timestamp {ts} is before the previous row's {prev}; rows must be sorted by time"))
@@ -188,8 +266,8 @@ fn trim_field(mut f: &[u8]) -> &[u8] {
     f
 }
 
-fn parse_chunk(bytes: &[u8], first_line: usize, layout: &Layout, path: &str) -> Result<Chunk, DataError> {
-    let mut bars = Vec::with_capacity(bytes.len() / 40);
+fn parse_chunk<R: Row>(bytes: &[u8], first_line: usize, layout: &Layout, path: &str) -> Result<Chunk<R>, DataError> {
+    let mut rows: Vec<R> = Vec::with_capacity(bytes.len() / 40);
     let mut fields: Vec<&[u8]> = Vec::with_capacity(layout.width);
     let mut first_row_line = first_line;
     for (n, raw_line) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -198,66 +276,112 @@ fn parse_chunk(bytes: &[u8], first_line: usize, layout: &Layout, path: &str) -> 
             continue;
         }
         let line_no = first_line + n;
-        if bars.is_empty() {
+        if rows.is_empty() {
             first_row_line = line_no;
         }
+        let row_err = |message| DataError::Row { path: path.to_string(), line: line_no, message };
         fields.clear();
         fields.extend(line.split(|&b| b == b',').map(trim_field));
-        let bar = parse_row(&fields, layout).map_err(|message| DataError::Row {
-            path: path.to_string(),
-            line: line_no,
-            message,
-        })?;
-        if let Some(prev) = bars.last().map(|b: &Bar| b.ts)
-            && let Some(message) = order_problem(prev, bar.ts)
-        {
-            return Err(DataError::Row { path: path.to_string(), line: line_no, message });
+        if fields.len() != layout.width {
+            return Err(row_err(format!("expected {} fields like the header, found {}", layout.width, fields.len())));
         }
-        bars.push(bar);
+        let row = R::parse(&fields, &layout.index).map_err(row_err)?;
+        if let Some(prev) = rows.last().map(R::ts)
+            && let Some(message) = order_problem(prev, row.ts(), R::STRICT)
+        {
+            return Err(row_err(message));
+        }
+        rows.push(row);
     }
-    Ok(Chunk { bars, first_row_line })
+    Ok(Chunk { rows, first_row_line })
 }
 
 fn text_of(f: &[u8]) -> String {
     String::from_utf8_lossy(f).into_owned()
 }
 
-fn parse_row(fields: &[&[u8]], layout: &Layout) -> Result<Bar, String> {
-    if fields.len() != layout.width {
-        return Err(format!("expected {} fields like the header, found {}", layout.width, fields.len()));
+fn timestamp(f: &[u8]) -> Result<Timestamp, String> {
+    match Timestamp::parse_ascii(f) {
+        Some(ts) => Ok(ts),
+        None => Timestamp::parse(&text_of(f)).map_err(|e| format!("timestamp: {e}")),
     }
-    let field = |k: usize| fields[layout.index[k]];
-    let ts = match Timestamp::parse_ascii(field(0)) {
-        Some(ts) => ts,
-        None => Timestamp::parse(&text_of(field(0))).map_err(|e| format!("timestamp: {e}"))?,
+}
+
+fn positive_price(f: &[u8], column: &str) -> Result<Price, String> {
+    let price = match model::num::parse_fixed_ascii(f) {
+        Some(raw) => Price::from_raw(raw),
+        None => Price::parse(&text_of(f)).map_err(|e| format!("{column}: {e}"))?,
     };
-    let mut prices = [Price::ZERO; 4];
-    for (k, slot) in prices.iter_mut().enumerate() {
-        let f = field(k + 1);
-        let price = match model::num::parse_fixed_ascii(f) {
-            Some(raw) => Price::from_raw(raw),
-            None => Price::parse(&text_of(f)).map_err(|e| format!("{}: {e}", COLUMNS[k + 1]))?,
-        };
-        if !price.is_positive() {
-            return Err(format!("{} must be positive, got {}", COLUMNS[k + 1], text_of(f)));
-        }
-        *slot = price;
-    }
-    let [open, high, low, close] = prices;
-    let volume = match model::num::parse_fixed_ascii(field(5)) {
+    if price.is_positive() { Ok(price) } else { Err(format!("{column} must be positive, got {}", text_of(f))) }
+}
+
+fn non_negative_quantity(f: &[u8], column: &str) -> Result<Quantity, String> {
+    let q = match model::num::parse_fixed_ascii(f) {
         Some(raw) => Quantity::from_raw(raw),
-        None => Quantity::parse(&text_of(field(5))).map_err(|e| format!("volume: {e}"))?,
+        None => Quantity::parse(&text_of(f)).map_err(|e| format!("{column}: {e}"))?,
     };
-    if volume.is_negative() {
-        return Err(format!("volume must not be negative, got {volume}"));
+    if q.is_negative() { Err(format!("{column} must not be negative, got {q}")) } else { Ok(q) }
+}
+
+impl Row for Bar {
+    const COLUMNS: &'static [&'static str] = &["timestamp", "open", "high", "low", "close", "volume"];
+    const OPTIONAL: usize = 0;
+    const STRICT: bool = true;
+
+    fn ts(&self) -> Timestamp {
+        self.ts
     }
-    if high < low {
-        return Err(format!("high {high} is below low {low}"));
+
+    fn parse(fields: &[&[u8]], index: &[usize]) -> Result<Self, String> {
+        let field = |k: usize| fields[index[k]];
+        let ts = timestamp(field(0))?;
+        let open = positive_price(field(1), "open")?;
+        let high = positive_price(field(2), "high")?;
+        let low = positive_price(field(3), "low")?;
+        let close = positive_price(field(4), "close")?;
+        let volume = non_negative_quantity(field(5), "volume")?;
+        if high < low {
+            return Err(format!("high {high} is below low {low}"));
+        }
+        if open > high || open < low || close > high || close < low {
+            return Err(format!("open {open} and close {close} must lie between low {low} and high {high}"));
+        }
+        Ok(Bar { ts, open, high, low, close, volume })
     }
-    if open > high || open < low || close > high || close < low {
-        return Err(format!("open {open} and close {close} must lie between low {low} and high {high}"));
+}
+
+/// A quote row, remembering whether sizes were given.
+struct QuoteRow {
+    quote: Quote,
+    sized: bool,
+}
+
+impl Row for QuoteRow {
+    const COLUMNS: &'static [&'static str] = &["timestamp", "bid", "ask", "bid_size", "ask_size"];
+    const OPTIONAL: usize = 2;
+    const STRICT: bool = false;
+
+    fn ts(&self) -> Timestamp {
+        self.quote.ts
     }
-    Ok(Bar { ts, open, high, low, close, volume })
+
+    fn parse(fields: &[&[u8]], index: &[usize]) -> Result<Self, String> {
+        let field = |k: usize| fields[index[k]];
+        let ts = timestamp(field(0))?;
+        let bid = positive_price(field(1), "bid")?;
+        let ask = positive_price(field(2), "ask")?;
+        if ask < bid {
+            return Err(format!("ask {ask} is below bid {bid}"));
+        }
+        let sized = index[3] != usize::MAX;
+        let (bid_size, ask_size) = if sized {
+            (non_negative_quantity(field(3), "bid_size")?, non_negative_quantity(field(4), "ask_size")?)
+        } else {
+            (Quantity::ZERO, Quantity::ZERO)
+        };
+        let quote = Quote { instrument: model::InstrumentId(1), ts, bid, bid_size, ask, ask_size };
+        Ok(Self { quote, sized })
+    }
 }
 
 fn trim_cr(line: &[u8]) -> &[u8] {
@@ -266,16 +390,28 @@ fn trim_cr(line: &[u8]) -> &[u8] {
 
 /// Writes bars as CSV with ISO 8601 UTC timestamps.
 pub fn write_csv(path: &Path, bars: &[Bar]) -> Result<(), DataError> {
+    write_lines(path, "timestamp,open,high,low,close,volume", bars, |w, b| {
+        writeln!(w, "{},{},{},{},{},{}", b.ts, b.open, b.high, b.low, b.close, b.volume)
+    })
+}
+
+/// Writes a header and one line per row through a temporary file, renamed
+/// into place at the end, so a failure leaves no half-written file.
+fn write_lines<T>(
+    path: &Path,
+    header: &str,
+    rows: &[T],
+    line: impl Fn(&mut std::io::BufWriter<std::fs::File>, &T) -> std::io::Result<()>,
+) -> Result<(), DataError> {
     let name = path.display().to_string();
     let write_err = |source| DataError::Write { path: name.clone(), source };
-    // Write to a temporary file and rename, so a failure leaves no half file.
     let tmp = path.with_extension("csv.tmp");
     let file = std::fs::File::create(&tmp).map_err(write_err)?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
     let result = (|| {
-        writeln!(w, "timestamp,open,high,low,close,volume")?;
-        for b in bars {
-            writeln!(w, "{},{},{},{},{},{}", b.ts, b.open, b.high, b.low, b.close, b.volume)?;
+        writeln!(w, "{header}")?;
+        for row in rows {
+            line(&mut w, row)?;
         }
         w.flush()
     })();
@@ -344,6 +480,46 @@ pub fn synth(spec: &SynthSpec) -> Vec<Bar> {
         price = close;
     }
     bars
+}
+
+/// A reproducible random walk of quotes, one per interval: the mid follows
+/// the same kind of walk as [`synth`], the spread is about 2 bp (at least a
+/// cent), and sizes are 1 to 50 units.
+#[must_use]
+pub fn synth_quotes(spec: &SynthSpec) -> Vec<Quote> {
+    let mut rng = SplitMix64(spec.seed);
+    let mut mid = spec.start_price.to_f64().max(1.0);
+    let cents = |x: f64| {
+        #[allow(clippy::cast_possible_truncation)]
+        let c = (x * 100.0).round().max(1.0) as i64;
+        c
+    };
+    let mut quotes = Vec::with_capacity(spec.bars);
+    for i in 0..spec.bars {
+        let drift = 0.000_02 * ((i as f64) / 5_000.0).sin();
+        mid *= (drift + spec.volatility * rng.normal()).exp();
+        let half_spread = cents(mid * 0.0001).max(1);
+        let bid = (cents(mid) - half_spread).max(1);
+        let ask = bid + 2 * half_spread;
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let size = |r: f64| Quantity::from_int(1 + (r * 50.0) as i64 % 50);
+        quotes.push(Quote {
+            instrument: model::InstrumentId(1),
+            ts: spec.start.plus_nanos(spec.interval_ns.saturating_mul(i64::try_from(i).unwrap_or(i64::MAX))),
+            bid: Price::from_raw(bid * 10_000_000),
+            bid_size: size(rng.next_f64()),
+            ask: Price::from_raw(ask * 10_000_000),
+            ask_size: size(rng.next_f64()),
+        });
+    }
+    quotes
+}
+
+/// Writes quotes as CSV (`timestamp,bid,ask,bid_size,ask_size`).
+pub fn write_quotes_csv(path: &Path, quotes: &[Quote]) -> Result<(), DataError> {
+    write_lines(path, "timestamp,bid,ask,bid_size,ask_size", quotes, |w, q| {
+        writeln!(w, "{},{},{},{},{}", q.ts, q.bid, q.ask, q.bid_size, q.ask_size)
+    })
 }
 
 struct SplitMix64(u64);
@@ -477,6 +653,31 @@ mod tests {
             swapped.swap(target - 1, target);
             let err = parse_csv(swapped.join("\n").as_bytes(), "big.csv").unwrap_err().to_string();
             assert!(err.contains(&format!("line {}: timestamp", target + 1)), "{target}: {err}");
+        }
+    }
+
+    #[test]
+    fn reads_quotes_with_and_without_sizes() {
+        let (quotes, sized) = parse_quotes_csv(
+            b"timestamp,bid,ask,bid_size,ask_size\n2024-01-01T00:00:00Z,99.5,100.5,3,4\n2024-01-01T00:00:00Z,99.6,100.4,1,2\n",
+            "q.csv",
+        )
+        .unwrap();
+        assert!(sized);
+        assert_eq!(quotes.len(), 2, "equal timestamps are fine for quotes");
+        assert_eq!(quotes[1].ask_size, Quantity::from_int(2));
+        let (quotes, sized) = parse_quotes_csv(b"time,best_bid,best_ask\n1,1,2\n2,1.5,2\n", "q.csv").unwrap();
+        assert!(!sized);
+        assert_eq!(quotes[1].bid, Price::parse("1.5").unwrap());
+        let cases = [
+            ("crossed", "timestamp,bid,ask\n1,2,1\n", "line 2: ask 1 is below bid 2"),
+            ("one size only", "timestamp,bid,ask,bid_size\n1,1,2,3\n", "missing column(s) ask_size"),
+            ("unsorted", "timestamp,bid,ask\n2,1,2\n1,1,2\n", "line 3: timestamp"),
+            ("no ask", "timestamp,bid\n1,1\n", "missing column(s) ask"),
+        ];
+        for (name, text, expected) in cases {
+            let err = parse_quotes_csv(text.as_bytes(), "q.csv").unwrap_err().to_string();
+            assert!(err.contains(expected), "{name}: {err}");
         }
     }
 

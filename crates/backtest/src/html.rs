@@ -243,7 +243,12 @@ fn render_header(out: &mut String, r: &Report) {
         None => out.push_str(NONE),
     }
     w!(out, "</dd>\n<dt>Period</dt><dd>{} → {}</dd>\n", d.start, d.end);
-    w!(out, "<dt>Bars</dt><dd>{}</dd>\n", group(&d.bars.to_string()));
+    if let Some(quotes) = d.quotes {
+        w!(out, "<dt>Quotes</dt><dd>{}</dd>\n", group(&quotes.to_string()));
+        w!(out, "<dt>Bars</dt><dd>{} (built from the quotes)</dd>\n", group(&d.bars.to_string()));
+    } else {
+        w!(out, "<dt>Bars</dt><dd>{}</dd>\n", group(&d.bars.to_string()));
+    }
     w!(out, "<dt>Interval</dt><dd>{}</dd>\n", interval(d.interval_seconds));
     out.push_str("</dl>\n</div>\n<div class=\"card\">\n<h2>Settings</h2>\n<dl>\n");
     w!(out, "<dt>Starting cash</dt><dd>{}</dd>\n", money(s.cash));
@@ -951,6 +956,7 @@ mod tests {
             data: DataSummary {
                 file: Some("data/btc & eth/daily.csv".to_string()),
                 bars: points,
+                quotes: None,
                 start: Timestamp::from_secs(START),
                 end: Timestamp::from_secs(START + i64::try_from(points.max(1) - 1).unwrap() * DAY),
                 interval_seconds: DAY,

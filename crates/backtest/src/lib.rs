@@ -1,6 +1,6 @@
-//! Backtesting: the engine, a strategy and the simulated bar venue driven over
-//! historical bars, single-threaded and deterministic; metrics, reports and
-//! parameter sweeps across cores.
+//! Backtesting: the engine, a strategy and a simulated venue driven over
+//! historical bars or quotes, single-threaded and deterministic; metrics,
+//! reports and parameter sweeps across cores.
 
 pub mod data;
 pub mod html;
@@ -12,12 +12,59 @@ pub mod trades;
 
 use std::collections::BTreeMap;
 
+use std::borrow::Cow;
+
 use engine::Params;
-use model::Bar;
+use model::{Bar, Quote};
 
 pub use metrics::Metrics;
 pub use report::Report;
-pub use runner::{BacktestConfig, BacktestError, EquitySeries, RunOutput, run};
+pub use runner::{BacktestConfig, BacktestError, EquitySeries, RunOutput, run, run_quotes};
+
+/// What a backtest runs over.
+#[derive(Debug, Clone, Copy)]
+pub enum Market<'a> {
+    Bars(&'a [Bar]),
+    /// Quotes; the strategy also sees bars of `bar_interval_ns` built from them.
+    Quotes {
+        quotes: &'a [Quote],
+        respect_size: bool,
+        bar_interval_ns: i64,
+    },
+}
+
+impl Market<'_> {
+    /// Rows of data: bars or quotes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Bars(bars) => bars.len(),
+            Self::Quotes { quotes, .. } => quotes.len(),
+        }
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Runs a strategy over bars or quotes; returns the output and the bars the
+/// strategy saw (built from the quotes, for a quote run).
+pub fn run_market<'a>(
+    market: Market<'a>,
+    strategy: &mut dyn engine::Strategy,
+    config: &BacktestConfig,
+    progress: &mut dyn FnMut(usize),
+) -> Result<(RunOutput, Cow<'a, [Bar]>), BacktestError> {
+    match market {
+        Market::Bars(bars) => Ok((run(bars, strategy, config, progress)?, Cow::Borrowed(bars))),
+        Market::Quotes { quotes, respect_size, bar_interval_ns } => {
+            let (output, bars) = run_quotes(quotes, respect_size, bar_interval_ns, strategy, config, progress)?;
+            Ok((output, Cow::Owned(bars)))
+        }
+    }
+}
 
 /// How a report is labelled and sampled.
 #[derive(Debug, Clone, Default)]
@@ -30,16 +77,16 @@ pub struct ReportOptions {
 
 /// Runs a built strategy and assembles its report.
 pub fn run_report(
-    bars: &[Bar],
+    market: Market<'_>,
     strategy: (&str, &mut dyn engine::Strategy, &Params),
     config: &BacktestConfig,
     options: &ReportOptions,
     progress: &mut dyn FnMut(usize),
 ) -> Result<Report, BacktestError> {
     let (strategy_name, strategy, params) = strategy;
-    let output = run(bars, strategy, config, progress)?;
+    let (output, bars) = run_market(market, strategy, config, progress)?;
     let metrics = metrics::compute(&output);
-    let (equity_curve, every) = report::equity_curve(&output, bars, options.max_curve_points);
+    let (equity_curve, every) = report::equity_curve(&output, &bars, options.max_curve_points);
     let first = bars.first().ok_or(BacktestError::NoBars)?;
     let last = bars.last().ok_or(BacktestError::NoBars)?;
     Ok(Report {
@@ -49,6 +96,10 @@ pub fn run_report(
         data: report::DataSummary {
             file: options.data_file.clone(),
             bars: bars.len(),
+            quotes: match market {
+                Market::Quotes { quotes, .. } => Some(quotes.len()),
+                Market::Bars(_) => None,
+            },
             start: first.ts,
             end: last.ts,
             interval_seconds: output.interval_ns / model::time::NANOS_PER_SECOND,

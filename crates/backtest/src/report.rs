@@ -18,6 +18,8 @@ use crate::trades::Trade;
 pub struct DataSummary {
     pub file: Option<String>,
     pub bars: usize,
+    /// For a run on quotes: how many; the bars were built from them.
+    pub quotes: Option<usize>,
     pub start: Timestamp,
     pub end: Timestamp,
     pub interval_seconds: i64,

@@ -1,4 +1,5 @@
-//! The backtest loop: the engine, a strategy and the bar venue over a series.
+//! The backtest loop: the engine, a strategy and a simulated venue over a
+//! series of bars or quotes.
 //!
 //! Single-threaded and deterministic: the same bars, strategy and settings
 //! always give the same fills, to the last digit. Per bar:
@@ -9,6 +10,9 @@
 //! 4. the strategy sees the closed bar and states its intents; market intents
 //!    execute now at the close (close timing) or wait for the next open;
 //! 5. equity is recorded.
+//!
+//! On quotes ([`run_quotes`]) orders fill against each quote, and the
+//! strategy sees the quotes and the bars built from them.
 
 use std::collections::BTreeMap;
 
@@ -17,10 +21,12 @@ use engine::{
     StrategyContext, Submission, VenueRequest, sizing,
 };
 use model::{
-    Bar, ClientOrderId, Currency, ExecutionReport, Instrument, Money, OrderType, Price, Quantity, Rate, Side, Timestamp,
+    Bar, ClientOrderId, Currency, ExecutionReport, Instrument, Money, OrderType, Price, Quantity, Quote, Rate, Side,
+    Timestamp,
 };
 use serde::Serialize;
 use sim::bars::{BarFillConfig, BarVenue, FillTiming, Phase};
+use sim::quotes::{QuoteFillConfig, QuoteVenue};
 
 use crate::trades::{Trade, TradeTracker};
 
@@ -158,12 +164,71 @@ pub fn estimate_interval(bars: &[Bar]) -> i64 {
         .unwrap_or(model::time::NANOS_PER_MINUTE)
 }
 
+/// The simulated venue of a run: bars or quotes.
+#[derive(Debug)]
+enum SimVenue {
+    Bars(BarVenue),
+    Quotes(QuoteVenue),
+}
+
+impl SimVenue {
+    fn slipped(&self, price: Price, side: Side) -> Price {
+        match self {
+            Self::Bars(v) => v.slipped(price, side),
+            Self::Quotes(v) => v.slipped(price, side),
+        }
+    }
+
+    fn cancel(&mut self, order_id: model::OrderId, out: &mut Vec<ExecutionReport>) {
+        match self {
+            Self::Bars(v) => v.cancel(order_id, out),
+            Self::Quotes(v) => v.cancel(order_id, out),
+        }
+    }
+
+    fn fill_market_at(&mut self, order: &model::Order, price: Price, out: &mut Vec<ExecutionReport>) {
+        match self {
+            Self::Bars(v) => v.fill_market_at(order, price, out),
+            Self::Quotes(v) => v.fill_market_at(order, price, out),
+        }
+    }
+}
+
+/// Where in the data an intent executes.
+#[derive(Debug, Clone, Copy)]
+enum At<'b> {
+    /// A bar's open, before it trades.
+    Open(&'b Bar),
+    /// A bar's close, after the strategy saw it.
+    Close(&'b Bar),
+    /// A quote.
+    Quote(&'b Quote),
+}
+
+impl At<'_> {
+    /// The price a market order gets here, before slippage.
+    fn market_price(self, side: Side) -> Price {
+        match self {
+            Self::Open(bar) => bar.open,
+            Self::Close(bar) => bar.close,
+            Self::Quote(q) => {
+                if side == Side::Buy {
+                    q.ask
+                } else {
+                    q.bid
+                }
+            }
+        }
+    }
+}
+
 struct Run<'a> {
     engine: Engine,
-    venue: BarVenue,
+    venue: SimVenue,
     strategy: &'a mut dyn Strategy,
     instrument: Instrument,
     config: &'a BacktestConfig,
+    quote_currency: Currency,
     out: Output,
     reports: Vec<ExecutionReport>,
     intents: Vec<Intent>,
@@ -177,17 +242,7 @@ struct Run<'a> {
     orders_this_bar: usize,
 }
 
-/// Runs `strategy` over `bars`. `progress` is called now and then with the
-/// number of bars done.
-pub fn run(
-    bars: &[Bar],
-    strategy: &mut dyn Strategy,
-    config: &BacktestConfig,
-    progress: &mut dyn FnMut(usize),
-) -> Result<RunOutput, BacktestError> {
-    if bars.is_empty() {
-        return Err(BacktestError::NoBars);
-    }
+fn check_config(config: &BacktestConfig) -> Result<(), BacktestError> {
     if !config.cash.is_positive() {
         return Err(BacktestError::Config(format!("cash must be positive, got {}", config.cash)));
     }
@@ -200,57 +255,46 @@ pub fn run(
     if !config.lot_size.is_positive() {
         return Err(BacktestError::Config(format!("lot size must be positive, got {}", config.lot_size)));
     }
-    let quote = Currency::parse("USD").map_err(|e| BacktestError::Config(e.to_string()))?;
+    Ok(())
+}
+
+/// The instrument a backtest trades: the configured symbol and lot, any price step.
+fn instrument(config: &BacktestConfig) -> Instrument {
     let mut instrument = Instrument::simple(1, &config.symbol);
-    instrument.symbol.clone_from(&config.symbol);
-    // Bar files carry whatever precision they carry: accept any price step.
+    // Data files carry whatever precision they carry: accept any price step.
     instrument.tick_size = Price::from_raw(1);
     instrument.lot_size = config.lot_size;
     instrument.min_quantity = config.lot_size;
-    let interval_ns = estimate_interval(bars);
-    let start = bars[0].ts;
+    instrument
+}
 
-    let mut run = Run {
-        engine: Engine::new(quote),
-        venue: BarVenue::new(BarFillConfig {
-            timing: config.timing,
-            slippage: config.slippage,
-            commission: config.commission,
-            multiplier: instrument.multiplier,
-        }),
-        strategy,
-        instrument: instrument.clone(),
-        config,
-        out: Output::default(),
-        reports: Vec::new(),
-        intents: Vec::new(),
-        next_intents: Vec::new(),
-        tracker: TradeTracker::new(instrument.multiplier),
-        fill_count: 0,
-        commissions: Money::ZERO,
-        denied: BTreeMap::new(),
-        skipped_zero_size: 0,
-        next_client_id: 1,
-        orders_this_bar: 0,
+/// Runs `strategy` over `bars`. `progress` is called now and then with the
+/// number of bars done.
+pub fn run(
+    bars: &[Bar],
+    strategy: &mut dyn Strategy,
+    config: &BacktestConfig,
+    progress: &mut dyn FnMut(usize),
+) -> Result<RunOutput, BacktestError> {
+    let (first, last) = match (bars.first(), bars.last()) {
+        (Some(f), Some(l)) => (*f, *l),
+        _ => return Err(BacktestError::NoBars),
     };
-    let limits = RiskLimits { allow_short: true, fee_rate_estimate: config.commission, ..RiskLimits::default() };
-    for command in [
-        engine::Command::AddInstrument { instrument },
-        engine::Command::AdjustCash { currency: quote, amount: config.cash },
-        engine::Command::SetRiskLimits { limits },
-    ] {
-        run.engine
-            .process(&Input::Command(command), start, &mut run.out)
-            .map_err(|source| BacktestError::Engine { at: start, source })?;
-    }
-    run.out.clear();
-    run.on_start(start);
-
+    check_config(config)?;
+    let instrument = instrument(config);
+    let venue = SimVenue::Bars(BarVenue::new(BarFillConfig {
+        timing: config.timing,
+        slippage: config.slippage,
+        commission: config.commission,
+        multiplier: instrument.multiplier,
+    }));
+    let interval_ns = estimate_interval(bars);
+    let mut run = Run::new(strategy, config, instrument, venue, first.ts)?;
     let mut equity = EquitySeries::with_capacity(bars.len());
     let mut bars_in_market = 0usize;
     let id = run.instrument.id;
     // Cash and position change only on fills; cache them for the per-bar equity.
-    let mut cash = run.engine.state().cash(quote);
+    let mut cash = run.engine.state().cash(run.quote_currency);
     let mut held = Quantity::ZERO;
     let fast_equity = run.instrument.multiplier == Quantity::ONE;
     for (i, bar) in bars.iter().enumerate() {
@@ -262,34 +306,35 @@ pub fn run(
             Some(next) => bar.ts.plus_nanos(interval_ns).min(next.ts),
             None => bar.ts.plus_nanos(interval_ns),
         };
-        run.venue.begin_bar();
         let mut changed = false;
+        if let SimVenue::Bars(venue) = &mut run.venue {
+            venue.begin_bar();
+        }
         if !run.next_intents.is_empty() {
             std::mem::swap(&mut run.intents, &mut run.next_intents);
-            run.execute_intents(bar, Phase::Open, bar.ts)?;
+            run.execute_intents(At::Open(bar), bar.ts)?;
             changed = true;
         }
-        if run.venue.working_count() > 0 {
-            run.venue.on_bar(bar, &mut run.reports);
+        if let SimVenue::Bars(venue) = &mut run.venue
+            && venue.working_count() > 0
+        {
+            venue.on_bar(bar, &mut run.reports);
             if !run.reports.is_empty() {
                 run.apply_reports(bar.ts)?;
                 changed = true;
             }
         }
-        run.engine
-            .process(&Input::Mark { instrument: id, price: bar.close }, close_ts, &mut run.out)
-            .map_err(|source| BacktestError::Engine { at: close_ts, source })?;
-        run.out.clear();
+        run.mark(bar.close, close_ts)?;
         {
             let mut ctx = StrategyContext::new(run.engine.state(), id, close_ts, &mut run.intents);
             run.strategy.on_bar(bar, &mut ctx);
         }
         if !run.intents.is_empty() {
-            run.execute_intents(bar, Phase::Close, close_ts)?;
+            run.execute_intents(At::Close(bar), close_ts)?;
             changed = true;
         }
         if changed {
-            cash = run.engine.state().cash(quote);
+            cash = run.engine.state().cash(run.quote_currency);
             held = run.engine.state().position(id);
         }
         let scaled = if fast_equity {
@@ -303,58 +348,231 @@ pub fn run(
         }
     }
     progress(bars.len());
-
-    let last = bars[bars.len() - 1];
-    let last_close_ts = last.ts.plus_nanos(interval_ns);
-    let unexecuted_at_end = run.next_intents.iter().filter(|i| matches!(i, Intent::Order { .. })).count();
-    if config.close_at_end && !run.engine.state().position(id).is_zero() {
-        run.close_at(&last, last_close_ts)?;
-        equity.set_last(run.engine.state().equity());
-    }
-    let final_equity = run.engine.state().equity();
-    let trades = run.tracker.finish_all(last.close);
-    Ok(RunOutput {
-        initial_cash: config.cash,
-        final_equity,
-        commissions: run.commissions,
-        equity,
-        start,
-        end: last.ts,
-        first_open: bars[0].open,
-        last_close: last.close,
-        bars_in_market,
-        trades,
-        fills: run.fill_count,
-        denied: run.denied,
-        unexecuted_at_end,
-        skipped_zero_size: run.skipped_zero_size,
-        interval_ns,
-    })
+    let end_ts = last.ts.plus_nanos(interval_ns);
+    let close_price = run.venue.slipped(last.close, run.closing_side());
+    run.finish(equity, bars_in_market, (first, last), close_price, end_ts, interval_ns)
 }
 
-impl Run<'_> {
-    fn on_start(&mut self, now: Timestamp) {
-        let mut ctx = StrategyContext::new(self.engine.state(), self.instrument.id, now, &mut self.intents);
-        self.strategy.on_start(&mut ctx);
-        // Intents at start wait for the first bar's open.
-        self.next_intents.append(&mut self.intents);
+/// Runs `strategy` over quotes. Orders fill against the quotes (see
+/// [`sim::quotes`]); the strategy sees every quote, and bars of
+/// `bar_interval_ns` built from the quotes' mid prices as they complete.
+/// Intents from a bar execute at the next quote. Returns the built bars too.
+pub fn run_quotes(
+    quotes: &[Quote],
+    respect_size: bool,
+    bar_interval_ns: i64,
+    strategy: &mut dyn Strategy,
+    config: &BacktestConfig,
+    progress: &mut dyn FnMut(usize),
+) -> Result<(RunOutput, Vec<Bar>), BacktestError> {
+    let first_quote = quotes.first().ok_or(BacktestError::NoBars)?;
+    check_config(config)?;
+    if bar_interval_ns <= 0 {
+        return Err(BacktestError::Config(format!("the bar interval must be positive, got {bar_interval_ns} ns")));
+    }
+    let instrument = instrument(config);
+    let venue = SimVenue::Quotes(QuoteVenue::new(QuoteFillConfig {
+        maker_fee: config.commission,
+        taker_fee: config.commission,
+        slippage: config.slippage,
+        multiplier: instrument.multiplier,
+        respect_size,
+    }));
+    let mut run = Run::new(strategy, config, instrument, venue, first_quote.ts)?;
+    let id = run.instrument.id;
+    let mut bars: Vec<Bar> = Vec::new();
+    let mut equity = EquitySeries::default();
+    let mut bars_in_market = 0usize;
+    let mut building: Option<Bar> = None;
+    let bucket = |ts: Timestamp| Timestamp::from_nanos(ts.as_nanos() - ts.as_nanos().rem_euclid(bar_interval_ns));
+    for (i, quote) in quotes.iter().enumerate() {
+        if i & 0xFFFF == 0 {
+            progress(i);
+        }
+        let quote = Quote { instrument: id, ..*quote };
+        let start = bucket(quote.ts);
+        if let Some(bar) = building.filter(|b| b.ts != start) {
+            // The quote opens a new bar: the previous one is complete.
+            let close_ts = bar.ts.plus_nanos(bar_interval_ns).min(quote.ts);
+            run.close_bar(&bar, close_ts, &mut equity, &mut bars_in_market)?;
+            bars.push(bar);
+            building = None;
+        }
+        run.orders_this_bar = 0;
+        if let SimVenue::Quotes(venue) = &mut run.venue {
+            venue.on_quote(&quote, &mut run.reports);
+        }
+        if !run.reports.is_empty() {
+            run.apply_reports(quote.ts)?;
+        }
+        if !run.next_intents.is_empty() {
+            std::mem::swap(&mut run.intents, &mut run.next_intents);
+            run.execute_intents(At::Quote(&quote), quote.ts)?;
+        }
+        let mid = quote.mid();
+        run.mark(mid, quote.ts)?;
+        {
+            let mut ctx = StrategyContext::new(run.engine.state(), id, quote.ts, &mut run.intents);
+            run.strategy.on_quote(&quote, &mut ctx);
+        }
+        if !run.intents.is_empty() {
+            run.execute_intents(At::Quote(&quote), quote.ts)?;
+        }
+        building = Some(match building {
+            Some(b) => {
+                Bar { high: b.high.max(mid), low: b.low.min(mid), close: mid, volume: b.volume + Quantity::ONE, ..b }
+            }
+            None => Bar { ts: start, open: mid, high: mid, low: mid, close: mid, volume: Quantity::ONE },
+        });
+    }
+    progress(quotes.len());
+    let last_quote = quotes[quotes.len() - 1];
+    if let Some(bar) = building {
+        let close_ts = bar.ts.plus_nanos(bar_interval_ns);
+        run.close_bar(&bar, close_ts, &mut equity, &mut bars_in_market)?;
+        bars.push(bar);
+    }
+    let (first, last) = match (bars.first(), bars.last()) {
+        (Some(f), Some(l)) => (*f, *l),
+        _ => return Err(BacktestError::NoBars),
+    };
+    let side = run.closing_side();
+    let touch = if side == Side::Buy { last_quote.ask } else { last_quote.bid };
+    let close_price = run.venue.slipped(touch, side);
+    let end_ts = last.ts.plus_nanos(bar_interval_ns).max(last_quote.ts);
+    let output = run.finish(equity, bars_in_market, (first, last), close_price, end_ts, bar_interval_ns)?;
+    Ok((output, bars))
+}
+
+impl<'a> Run<'a> {
+    fn new(
+        strategy: &'a mut dyn Strategy,
+        config: &'a BacktestConfig,
+        instrument: Instrument,
+        venue: SimVenue,
+        start: Timestamp,
+    ) -> Result<Self, BacktestError> {
+        let quote_currency = instrument.quote_currency;
+        let mut run = Run {
+            engine: Engine::new(quote_currency),
+            venue,
+            strategy,
+            instrument: instrument.clone(),
+            config,
+            quote_currency,
+            out: Output::default(),
+            reports: Vec::new(),
+            intents: Vec::new(),
+            next_intents: Vec::new(),
+            tracker: TradeTracker::new(instrument.multiplier),
+            fill_count: 0,
+            commissions: Money::ZERO,
+            denied: BTreeMap::new(),
+            skipped_zero_size: 0,
+            next_client_id: 1,
+            orders_this_bar: 0,
+        };
+        let limits = RiskLimits { allow_short: true, fee_rate_estimate: config.commission, ..RiskLimits::default() };
+        for command in [
+            engine::Command::AddInstrument { instrument },
+            engine::Command::AdjustCash { currency: quote_currency, amount: config.cash },
+            engine::Command::SetRiskLimits { limits },
+        ] {
+            run.engine
+                .process(&Input::Command(command), start, &mut run.out)
+                .map_err(|source| BacktestError::Engine { at: start, source })?;
+        }
+        run.out.clear();
+        let mut ctx = StrategyContext::new(run.engine.state(), run.instrument.id, start, &mut run.intents);
+        run.strategy.on_start(&mut ctx);
+        // Intents at start wait for the first bar's open (or the first quote).
+        run.next_intents.append(&mut run.intents);
+        Ok(run)
     }
 
-    /// Executes queued intents in order; market intents in the close phase
+    fn mark(&mut self, price: Price, now: Timestamp) -> Result<(), BacktestError> {
+        self.engine
+            .process(&Input::Mark { instrument: self.instrument.id, price }, now, &mut self.out)
+            .map_err(|source| BacktestError::Engine { at: now, source })?;
+        self.out.clear();
+        Ok(())
+    }
+
+    /// A bar built from quotes is complete: mark, show it to the strategy,
+    /// record equity. Its intents wait for the next quote.
+    fn close_bar(
+        &mut self,
+        bar: &Bar,
+        close_ts: Timestamp,
+        equity: &mut EquitySeries,
+        bars_in_market: &mut usize,
+    ) -> Result<(), BacktestError> {
+        self.mark(bar.close, close_ts)?;
+        let mut ctx = StrategyContext::new(self.engine.state(), self.instrument.id, close_ts, &mut self.intents);
+        self.strategy.on_bar(bar, &mut ctx);
+        self.next_intents.append(&mut self.intents);
+        equity.push_scaled(self.engine.state().equity().raw() * SCALE);
+        if !self.engine.state().position(self.instrument.id).is_zero() {
+            *bars_in_market += 1;
+        }
+        Ok(())
+    }
+
+    /// The side that would close the position.
+    fn closing_side(&self) -> Side {
+        if self.engine.state().position(self.instrument.id).is_positive() { Side::Sell } else { Side::Buy }
+    }
+
+    /// Closes out (with `--close-at-end`) and assembles the output.
+    fn finish(
+        mut self,
+        mut equity: EquitySeries,
+        bars_in_market: usize,
+        (first, last): (Bar, Bar),
+        close_price: Price,
+        end_ts: Timestamp,
+        interval_ns: i64,
+    ) -> Result<RunOutput, BacktestError> {
+        let id = self.instrument.id;
+        let unexecuted_at_end = self.next_intents.iter().filter(|i| matches!(i, Intent::Order { .. })).count();
+        if self.config.close_at_end && !self.engine.state().position(id).is_zero() {
+            self.close_at(close_price, end_ts)?;
+            equity.set_last(self.engine.state().equity());
+        }
+        Ok(RunOutput {
+            initial_cash: self.config.cash,
+            final_equity: self.engine.state().equity(),
+            commissions: self.commissions,
+            equity,
+            start: first.ts,
+            end: last.ts,
+            first_open: first.open,
+            last_close: last.close,
+            bars_in_market,
+            trades: self.tracker.finish_all(last.close),
+            fills: self.fill_count,
+            denied: self.denied,
+            unexecuted_at_end,
+            skipped_zero_size: self.skipped_zero_size,
+            interval_ns,
+        })
+    }
+
+    /// Executes queued intents in order; market intents at a bar's close
     /// under next-open timing are deferred to the next bar.
-    fn execute_intents(&mut self, bar: &Bar, phase: Phase, now: Timestamp) -> Result<(), BacktestError> {
+    fn execute_intents(&mut self, at: At<'_>, now: Timestamp) -> Result<(), BacktestError> {
         let mut queue = std::mem::take(&mut self.intents);
         let mut i = 0;
         while i < queue.len() {
             let intent = queue[i].clone();
             i += 1;
-            let defer = phase == Phase::Close
+            let defer = matches!(at, At::Close(_))
                 && self.config.timing == FillTiming::NextOpen
                 && matches!(intent, Intent::Order { order_type: OrderType::Market, .. });
             if defer {
                 self.next_intents.push(intent);
             } else {
-                self.execute(intent, bar, phase, now)?;
+                self.execute(intent, at, now)?;
             }
             // Callbacks (fills, order updates) may have added intents.
             queue.append(&mut self.intents);
@@ -364,7 +582,7 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn execute(&mut self, intent: Intent, bar: &Bar, phase: Phase, now: Timestamp) -> Result<(), BacktestError> {
+    fn execute(&mut self, intent: Intent, at: At<'_>, now: Timestamp) -> Result<(), BacktestError> {
         let engine_err = |source| BacktestError::Engine { at: now, source };
         match intent {
             Intent::Order { side, size, order_type, time_in_force, reduce_only, client_order_id } => {
@@ -372,9 +590,8 @@ impl Run<'_> {
                 if self.orders_this_bar > MAX_ORDERS_PER_BAR {
                     return Err(BacktestError::RunawayStrategy(MAX_ORDERS_PER_BAR));
                 }
-                let market_price = if phase == Phase::Open { bar.open } else { bar.close };
                 let price = match order_type {
-                    OrderType::Market => self.venue.slipped(market_price, side),
+                    OrderType::Market => self.venue.slipped(at.market_price(side), side),
                     OrderType::Limit { price } | OrderType::StopLimit { price, .. } => price,
                     OrderType::Stop { trigger_price } => self.venue.slipped(trigger_price, side),
                 };
@@ -432,24 +649,32 @@ impl Run<'_> {
                     .map_err(engine_err)?;
             }
         }
-        self.route(bar, phase, now)
+        self.route(at, now)
     }
 
     fn auto_client_id(&mut self) -> ClientOrderId {
         let n = self.next_client_id;
         self.next_client_id += 1;
-        // Digits and a prefix: always a valid id.
-        ClientOrderId::parse(&format!("bt-{n}")).unwrap_or_else(|_| unreachable!("bt-<n> is a valid client order id"))
+        ClientOrderId::sequence("bt", n)
     }
 
     /// Sends the engine's venue requests to the venue and feeds the answers back.
-    fn route(&mut self, bar: &Bar, phase: Phase, now: Timestamp) -> Result<(), BacktestError> {
+    fn route(&mut self, at: At<'_>, now: Timestamp) -> Result<(), BacktestError> {
         self.notify(now);
         let requests = std::mem::take(&mut self.out.venue_requests);
         for request in &requests {
-            match request {
-                VenueRequest::Place(order) => self.venue.place(order, bar, phase, &mut self.reports),
-                VenueRequest::Cancel { order_id, .. } => self.venue.cancel(*order_id, &mut self.reports),
+            match (request, &mut self.venue, at) {
+                (VenueRequest::Place(order), SimVenue::Bars(v), At::Open(bar)) => {
+                    v.place(order, bar, Phase::Open, &mut self.reports);
+                }
+                (VenueRequest::Place(order), SimVenue::Bars(v), At::Close(bar)) => {
+                    v.place(order, bar, Phase::Close, &mut self.reports);
+                }
+                (VenueRequest::Place(order), SimVenue::Quotes(v), _) => v.place(order, &mut self.reports),
+                (VenueRequest::Place(_), SimVenue::Bars(_), At::Quote(_)) => {
+                    return Err(BacktestError::Config("a bar backtest cannot place orders at a quote".into()));
+                }
+                (VenueRequest::Cancel { order_id, .. }, venue, _) => venue.cancel(*order_id, &mut self.reports),
             }
         }
         self.out.venue_requests = requests;
@@ -504,15 +729,13 @@ impl Run<'_> {
         self.out.events.clear();
     }
 
-    /// Closes the position at the last close (for `--close-at-end`).
-    fn close_at(&mut self, bar: &Bar, now: Timestamp) -> Result<(), BacktestError> {
+    /// Closes the position at `price` (for `--close-at-end`).
+    fn close_at(&mut self, price: Price, now: Timestamp) -> Result<(), BacktestError> {
         let held = self.engine.state().position(self.instrument.id);
-        let side = if held.is_positive() { Side::Sell } else { Side::Buy };
-        let price = self.venue.slipped(bar.close, side);
         let request = OrderRequest {
             client_order_id: self.auto_client_id(),
             instrument: self.instrument.id,
-            side,
+            side: self.closing_side(),
             order_type: OrderType::Market,
             time_in_force: model::TimeInForce::Gtc,
             quantity: held.abs(),

@@ -10,11 +10,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use engine::strategies::StrategyInfo;
-use model::Bar;
 use serde::Serialize;
 
+use crate::Market;
 use crate::metrics::{self, Metrics, RANKABLE};
-use crate::runner::{BacktestConfig, run};
+use crate::runner::BacktestConfig;
 
 /// One swept parameter and its values, as text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +136,7 @@ pub struct Sweep<'a> {
 
 /// Runs every combination over `threads` threads; `on_done` is called after each.
 pub fn run_sweep(
-    bars: &[Bar],
+    market: Market<'_>,
     sweep: &Sweep<'_>,
     config: &BacktestConfig,
     threads: usize,
@@ -171,14 +171,17 @@ pub fn run_sweep(
                     let mut given = fixed.to_vec();
                     given.extend(combo.iter().cloned());
                     let outcome = match info.build(&given) {
-                        Ok((mut strategy, _)) => match run(bars, strategy.as_mut(), config, &mut |_| {}) {
-                            Ok(output) => Some(Ok(metrics::compute(&output))),
-                            Err(e) => {
-                                let mut slot = first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                                slot.get_or_insert_with(|| e.to_string());
-                                None
+                        Ok((mut strategy, _)) => {
+                            match crate::run_market(market, strategy.as_mut(), config, &mut |_| {}) {
+                                Ok((output, _)) => Some(Ok(metrics::compute(&output))),
+                                Err(e) => {
+                                    let mut slot =
+                                        first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                                    slot.get_or_insert_with(|| e.to_string());
+                                    None
+                                }
                             }
-                        },
+                        }
                         Err(e) => Some(Err(e.to_string())),
                     };
                     slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[i] = outcome;

@@ -152,3 +152,68 @@ impl Flat for RunOutput {
         self.trades.iter().all(|t| t.exit_time.is_some())
     }
 }
+
+/// Quotes one minute apart with mids 10, 9, 8, 9, 10, 9, 8 and a 0.2 spread:
+/// each quote is its own one-minute bar, so the signals are those of the bar
+/// test, and orders fill at the next quote's touch.
+fn quotes(size: i64) -> Vec<model::Quote> {
+    ["10", "9", "8", "9", "10", "9", "8"]
+        .iter()
+        .enumerate()
+        .map(|(i, mid)| {
+            let mid = p(mid);
+            model::Quote {
+                instrument: model::InstrumentId(1),
+                ts: Timestamp::from_secs(1_704_067_200 + 60 * i as i64),
+                bid: mid.checked_sub(p("0.1")).unwrap(),
+                bid_size: Quantity::from_int(size),
+                ask: mid.checked_add(p("0.1")).unwrap(),
+                ask_size: Quantity::from_int(size),
+            }
+        })
+        .collect()
+}
+
+fn sma_cross_on_quotes(size: i64, respect_size: bool) -> (RunOutput, Vec<Bar>) {
+    let info = strategies::find("sma-cross").unwrap();
+    let given = [("fast", "1"), ("slow", "2"), ("long-only", "true")].map(|(k, v)| (k.to_string(), v.to_string()));
+    let (mut strategy, _) = info.build(&given).unwrap();
+    backtest::run_quotes(
+        &quotes(size),
+        respect_size,
+        60_000_000_000,
+        strategy.as_mut(),
+        &config(FillTiming::NextOpen),
+        &mut |_| {},
+    )
+    .unwrap()
+}
+
+#[test]
+fn quotes_fill_at_the_touch_of_the_next_quote() {
+    let (out, bars) = sma_cross_on_quotes(1_000, true);
+    assert_eq!(bars.len(), 7);
+    assert_eq!(bars[3].close, p("9"), "bars are built from mid prices");
+    let t = &out.trades[0];
+    // Cross up at bar 3; buys at quote 4's ask, 10.1. A unit costs 10.1 * 1.01
+    // = 10.201, so 1000 buys 98.
+    assert_eq!(t.quantity, Quantity::from_int(98));
+    assert_eq!(t.entry_price, p("10.1"));
+    // Cross down at bar 5; sells at quote 6's bid, 7.9.
+    assert_eq!(t.exit_price, Some(p("7.9")));
+    // (7.9 - 10.1) * 98 - (9.898 + 7.742).
+    assert_eq!(t.pnl, m("-233.24"));
+    assert_eq!(out.final_equity, m("766.76"));
+}
+
+#[test]
+fn displayed_size_caps_quote_fills() {
+    // Only 40 on the ask: the rest of the 98 waits for later quotes.
+    let (out, _) = sma_cross_on_quotes(40, true);
+    assert!(out.fills >= 2, "the entry fills in parts: {} fills", out.fills);
+    let pnl: Money = out.trades.iter().map(|t| t.pnl).sum();
+    assert_eq!(pnl, out.final_equity - out.initial_cash);
+    // Ignoring sizes, it fills whole as with deep quotes.
+    let (whole, _) = sma_cross_on_quotes(40, false);
+    assert_eq!(whole.final_equity, m("766.76"));
+}

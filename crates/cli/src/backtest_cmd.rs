@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use backtest::data::MarketData;
 use backtest::report::Report;
 use backtest::sweep::{self, Axis, SweepOutput};
-use backtest::{BacktestConfig, data};
+use backtest::{BacktestConfig, Market, data};
 use clap::Args;
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use engine::strategies::{self, StrategyInfo};
@@ -18,7 +19,8 @@ use sim::bars::FillTiming;
 #[derive(Debug, Args)]
 #[command(allow_negative_numbers = true)]
 pub struct BacktestArgs {
-    /// CSV of bars with a header timestamp,open,high,low,close,volume.
+    /// CSV of bars (header timestamp,open,high,low,close,volume) or quotes
+    /// (header timestamp,bid,ask and optionally bid_size,ask_size).
     #[arg(long)]
     pub data: PathBuf,
     /// Strategy name (see `tradecore strategies`).
@@ -33,6 +35,12 @@ pub struct BacktestArgs {
     /// Use only bars before this time.
     #[arg(long)]
     pub to: Option<String>,
+    /// For quote data: the interval of the bars the strategy sees, built from the quotes.
+    #[arg(long, default_value = "1m")]
+    pub bar_interval: String,
+    /// For quote data with sizes: fill whole orders regardless of the displayed size.
+    #[arg(long)]
+    pub ignore_quote_size: bool,
     /// Symbol shown in the report.
     #[arg(long, default_value = "SYNTH")]
     pub symbol: String,
@@ -167,30 +175,51 @@ pub fn run(args: &BacktestArgs) -> Result<()> {
         bail!("--from {f} must be before --to {t}");
     }
 
+    let bar_interval_ns =
+        data::parse_interval(&args.bar_interval).map_err(anyhow::Error::msg).context("--bar-interval")?;
+
     let loaded = Instant::now();
-    let mut bars = data::load_csv(&args.data)?;
+    let mut data = data::load_market_data(&args.data)?;
     let load_time = loaded.elapsed();
-    if from.is_some() || to.is_some() {
-        let (first, last) = (bars[0].ts, bars[bars.len() - 1].ts);
-        bars.retain(|b| from.is_none_or(|f| b.ts >= f) && to.is_none_or(|t| b.ts < t));
-        if bars.is_empty() {
-            bail!("no bars in the chosen range; {} covers {first} to {last}", args.data.display());
+    let in_range = |ts: Timestamp| from.is_none_or(|f| ts >= f) && to.is_none_or(|t| ts < t);
+    let (rows, what) = match &mut data {
+        MarketData::Bars(bars) => {
+            let (first, last) = (bars[0].ts, bars[bars.len() - 1].ts);
+            bars.retain(|b| in_range(b.ts));
+            if bars.is_empty() {
+                bail!("no bars in the chosen range; {} covers {first} to {last}", args.data.display());
+            }
+            (bars.len(), "bars")
         }
-    }
+        MarketData::Quotes { quotes, .. } => {
+            let (first, last) = (quotes[0].ts, quotes[quotes.len() - 1].ts);
+            quotes.retain(|q| in_range(q.ts));
+            if quotes.is_empty() {
+                bail!("no quotes in the chosen range; {} covers {first} to {last}", args.data.display());
+            }
+            (quotes.len(), "quotes")
+        }
+    };
+    let market = match &data {
+        MarketData::Bars(bars) => Market::Bars(bars),
+        MarketData::Quotes { quotes, sizes } => {
+            Market::Quotes { quotes, respect_size: *sizes && !args.ignore_quote_size, bar_interval_ns }
+        }
+    };
 
     if !axes.is_empty() {
-        return run_sweep(args, info, &pairs, &axes, &config, &bars);
+        return run_sweep(args, info, &pairs, &axes, &config, market);
     }
 
     let mut strategy = info.build_with(&params)?;
-    let bar = (bars.len() >= PROGRESS_THRESHOLD).then(|| progress_bar(bars.len() as u64, "backtest"));
+    let bar = (rows >= PROGRESS_THRESHOLD).then(|| progress_bar(rows as u64, "backtest"));
     let started = Instant::now();
     let options = backtest::ReportOptions {
         data_file: Some(args.data.display().to_string()),
         max_curve_points: args.equity_points,
     };
     let report =
-        backtest::run_report(&bars, (info.name, strategy.as_mut(), &params), &config, &options, &mut |done| {
+        backtest::run_report(market, (info.name, strategy.as_mut(), &params), &config, &options, &mut |done| {
             if let Some(b) = &bar {
                 b.set_position(done as u64);
             }
@@ -201,8 +230,7 @@ pub fn run(args: &BacktestArgs) -> Result<()> {
     }
     print_summary(&report);
     eprintln!(
-        "{} bars loaded in {:.3} s, backtested in {:.3} s{}",
-        bars.len(),
+        "{rows} {what} loaded in {:.3} s, backtested in {:.3} s{}",
         load_time.as_secs_f64(),
         run_time.as_secs_f64(),
         peak_memory().map(|mb| format!(", peak memory {mb} MB")).unwrap_or_default()
@@ -236,7 +264,7 @@ fn run_sweep(
     fixed: &[(String, String)],
     axes: &[Axis],
     config: &BacktestConfig,
-    bars: &[model::Bar],
+    market: Market<'_>,
 ) -> Result<()> {
     let combos: usize = axes.iter().map(|a| a.values.len()).product();
     let threads =
@@ -244,15 +272,15 @@ fn run_sweep(
     let bar = progress_bar(combos as u64, "sweep");
     let started = Instant::now();
     let spec = sweep::Sweep { info, fixed, axes, rank_by: &args.rank };
-    let output = sweep::run_sweep(bars, &spec, config, threads, &|| bar.inc(1)).map_err(anyhow::Error::msg)?;
+    let output = sweep::run_sweep(market, &spec, config, threads, &|| bar.inc(1)).map_err(anyhow::Error::msg)?;
     bar.finish_and_clear();
     print_sweep(&output, axes, args.top);
     eprintln!(
-        "{} combinations ({} run, {} skipped) over {} bars on {threads} threads in {:.2} s",
+        "{} combinations ({} run, {} skipped) over {} rows of data on {threads} threads in {:.2} s",
         output.combinations,
         output.results.len(),
         output.skipped.len(),
-        bars.len(),
+        market.len(),
         started.elapsed().as_secs_f64()
     );
     if let Some(out) = &args.out {
@@ -368,6 +396,7 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
             price: "100".into(),
             volatility: 0.001,
             out: data_path.clone(),
+            quotes: false,
         })?;
         data::write_csv(&data_path, &data::synth(&spec))?;
         println!("generated {} one-minute bars in {}", args.bars, data_path.display());
@@ -377,6 +406,8 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
         strategy: "sma-cross".into(),
         from: None,
         to: None,
+        bar_interval: "1m".into(),
+        ignore_quote_size: false,
         params: vec!["fast=360".into(), "slow=2880".into(), "long-only=true".into()],
         symbol: "SYNTH".into(),
         cash: "10000".into(),

@@ -36,6 +36,9 @@ pub struct SynthArgs {
     /// Where to write the CSV.
     #[arg(long)]
     pub out: PathBuf,
+    /// Write quotes (timestamp,bid,ask,bid_size,ask_size), one per interval, instead of bars.
+    #[arg(long)]
+    pub quotes: bool,
 }
 
 pub fn run(cmd: &DataCommand) -> Result<()> {
@@ -68,6 +71,13 @@ pub fn spec(args: &SynthArgs) -> Result<SynthSpec> {
 
 fn synth(args: &SynthArgs) -> Result<()> {
     let spec = spec(args)?;
+    if args.quotes {
+        let quotes = data::synth_quotes(&spec);
+        data::write_quotes_csv(&args.out, &quotes)?;
+        let (first, last) = (quotes[0].ts, quotes[quotes.len() - 1].ts);
+        println!("wrote {} quotes from {first} to {last} to {}", quotes.len(), args.out.display());
+        return Ok(());
+    }
     let bars = data::synth(&spec);
     data::write_csv(&args.out, &bars)?;
     let (first, last) = (bars[0].ts, bars[bars.len() - 1].ts);

@@ -148,6 +148,48 @@ fn date_range_selects_bars() {
 }
 
 #[test]
+fn backtests_run_on_quotes_too() {
+    let dir = TempDir::new("quotes");
+    let data = dir.path("quotes.csv");
+    let out =
+        run(tradecore().args(["data", "synth", "--quotes", "--bars", "20000", "--interval", "5s", "--out"]).arg(&data));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out_dir = dir.path("out");
+    let out = backtest(
+        &data,
+        &[
+            "--param",
+            "fast=5",
+            "--param",
+            "slow=20",
+            "--bar-interval",
+            "1m",
+            "--commission",
+            "0.0005",
+            "--close-at-end",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("20000 quotes loaded"), "{}", text(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["data"]["quotes"], 20_000);
+    // 20,000 quotes 5 s apart make 1,667 one-minute bars.
+    assert_eq!(report["data"]["bars"], 1_667);
+    let trades = report["trades"].as_array().unwrap();
+    assert!(trades.len() > 2);
+    let sum: i128 = trades.iter().map(|t| model::Money::parse(t["pnl"].as_str().unwrap()).unwrap().raw()).sum();
+    let final_equity = model::Money::parse(report["final_equity"].as_str().unwrap()).unwrap();
+    assert_eq!(model::Money::from_raw(sum), final_equity - model::Money::from_int(10_000));
+    // Sweeps work on quotes as well.
+    let out = backtest(&data, &["--sweep", "fast=5..10:5", "--sweep", "slow=20,30"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("ranked by sharpe"));
+}
+
+#[test]
 fn same_run_same_report() {
     let dir = TempDir::new("determinism");
     let data = synth(&dir, 5_000, 2);

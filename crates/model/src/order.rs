@@ -168,6 +168,15 @@ impl ClientOrderId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A generated id `prefix-n`. The prefix is cut to 15 characters and
+    /// anything but letters and digits in it becomes `_`, so the result is
+    /// always valid (at most 36 characters).
+    #[must_use]
+    pub fn sequence(prefix: &str, n: u64) -> Self {
+        let prefix: String = prefix.chars().take(15).map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        Self(format!("{prefix}-{n}"))
+    }
 }
 
 impl TryFrom<String> for ClientOrderId {
@@ -628,6 +637,14 @@ mod tests {
         assert_eq!(codes.len(), RejectReason::ALL.len());
         for r in RejectReason::ALL {
             assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.code()));
+        }
+    }
+
+    #[test]
+    fn generated_client_order_ids_are_valid() {
+        for (prefix, n) in [("bt", 1), ("a very long prefix with spaces!", u64::MAX), ("", 0)] {
+            let id = ClientOrderId::sequence(prefix, n);
+            assert!(ClientOrderId::parse(id.as_str()).is_ok(), "{id}");
         }
     }
 

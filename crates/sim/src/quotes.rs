@@ -92,6 +92,22 @@ impl QuoteVenue {
         }
     }
 
+    /// Accepts a market order and fills it whole at `price` (already slipped),
+    /// whatever the displayed size: for closing out at the end of a backtest.
+    pub fn fill_market_at(&mut self, order: &Order, price: Price, out: &mut Vec<ExecutionReport>) {
+        out.push(ExecutionReport::Accepted { order_id: order.id });
+        let fee = notional(price, order.remaining(), self.config.multiplier).mul_rate(self.config.taker_fee);
+        out.push(ExecutionReport::Filled {
+            order_id: order.id,
+            trade_id: self.next_trade_id,
+            quantity: order.remaining(),
+            price,
+            fee,
+            liquidity: Liquidity::Taker,
+        });
+        self.next_trade_id += 1;
+    }
+
     /// Cancels a working order.
     pub fn cancel(&mut self, order_id: OrderId, out: &mut Vec<ExecutionReport>) {
         if let Some(i) = self.working.iter().position(|w| w.order_id == order_id) {
@@ -207,7 +223,9 @@ impl QuoteVenue {
         true
     }
 
-    fn slipped(&self, price: Price, side: Side) -> Price {
+    /// The price a market order would get at `price`, after slippage.
+    #[must_use]
+    pub fn slipped(&self, price: Price, side: Side) -> Price {
         if self.config.slippage.is_zero() { price } else { price.adjusted_by(self.config.slippage, side == Side::Buy) }
     }
 }
