@@ -5,6 +5,8 @@
 //! these types, so they are small, `Copy` where they can be, and impossible to
 //! construct in an invalid state through their parsing constructors.
 
+pub mod account;
+pub mod event;
 pub mod instrument;
 pub mod num;
 pub mod order;

@@ -1,0 +1,116 @@
+//! Group commit: one writer task takes every commit waiting in its queue and
+//! writes them in one transaction, then acknowledges each. Under load a
+//! batch holds many accounts' commits and durability costs one sync for all
+//! of them; when idle a lone commit is written at once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::{Commit, Store, StoreError};
+
+struct Pending {
+    commit: Commit,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Counters of the writer, for metrics.
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    pub batches: AtomicU64,
+    pub commits: AtomicU64,
+    pub events: AtomicU64,
+    pub failed_batches: AtomicU64,
+    /// Total time spent writing, in microseconds.
+    pub write_micros: AtomicU64,
+}
+
+/// A handle to the writer task. Cloning is cheap; when every handle is
+/// dropped the writer finishes what is queued and stops.
+#[derive(Debug, Clone)]
+pub struct GroupCommitter {
+    tx: mpsc::Sender<Pending>,
+    stats: Arc<CommitStats>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").field("account", &self.commit.account).finish_non_exhaustive()
+    }
+}
+
+impl GroupCommitter {
+    /// Starts the writer. At most `max_batch` commits go in one transaction;
+    /// `queue` commits may wait (senders wait beyond that: backpressure).
+    #[must_use]
+    pub fn start(store: Store, max_batch: usize, queue: usize) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let stats = Arc::new(CommitStats::default());
+        let handle = tokio::spawn(run(store, rx, max_batch.max(1), Arc::clone(&stats)));
+        (Self { tx, stats }, handle)
+    }
+
+    /// Writes a commit durably; returns once it is committed.
+    pub async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Pending { commit, reply }).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    #[must_use]
+    pub fn stats(&self) -> &CommitStats {
+        &self.stats
+    }
+}
+
+async fn run(store: Store, mut rx: mpsc::Receiver<Pending>, max_batch: usize, stats: Arc<CommitStats>) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(max_batch);
+    let mut commits: Vec<Commit> = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        commits.clear();
+        commits.extend(batch.iter_mut().map(|p| std::mem::take(&mut p.commit)));
+        let started = std::time::Instant::now();
+        let result = store.write(&commits).await;
+        stats
+            .write_micros
+            .fetch_add(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        let event_count: usize = commits.iter().map(|c| c.events.len()).sum();
+        match result {
+            Ok(()) => {
+                stats.commits.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                stats.events.fetch_add(event_count as u64, Ordering::Relaxed);
+                for p in batch.drain(..) {
+                    let _ = p.reply.send(Ok(()));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+                if let Some(p) = batch.pop() {
+                    let _ = p.reply.send(Err(e));
+                }
+            }
+            Err(_) => {
+                // One bad commit must not fail its neighbours: write each alone.
+                stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+                for (p, commit) in batch.drain(..).zip(commits.drain(..)) {
+                    let alone = store.write(std::slice::from_ref(&commit)).await;
+                    if alone.is_ok() {
+                        stats.commits.fetch_add(1, Ordering::Relaxed);
+                        stats.events.fetch_add(commit.events.len() as u64, Ordering::Relaxed);
+                    }
+                    let _ = p.reply.send(alone);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! The same suite against a real SQLite file and a real PostgreSQL database.
+//!
+//! PostgreSQL comes from `TRADECORE_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`; `scripts/test` starts a
+//! server when none answers). Each test gets a database of its own.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use model::account::Position;
+use model::event::{Event, EventKind};
+use model::{
+    ClientOrderId, Currency, Fill, InstrumentId, Liquidity, Money, Order, OrderId, OrderStatus, OrderType, Price,
+    Quantity, Side, TimeInForce, Timestamp,
+};
+use store::{Commit, GroupCommitter, OrderQuery, Store, StoreError, StoreOptions};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh store of the named backend, and what to clean up.
+struct TestDb {
+    store: Store,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    File(std::path::PathBuf),
+    Database { admin_url: String, name: String },
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("TRADECORE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl TestDb {
+    async fn new(backend: &str) -> Self {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("tc_store_{}_{n}", std::process::id());
+        let (store, cleanup) = if backend == "sqlite" {
+            let dir = std::env::temp_dir().join(&name);
+            let url = format!("sqlite:{}", dir.join("tradecore.db").display());
+            (Store::connect(&url, StoreOptions::default()).await.unwrap(), Cleanup::File(dir))
+        } else {
+            let admin_url = postgres_admin_url();
+            let admin = Store::connect(&admin_url, StoreOptions { max_connections: 1, ..StoreOptions::default() })
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is needed for these tests: {e}"));
+            admin.execute_admin(&format!("CREATE DATABASE {name}")).await.unwrap();
+            admin.close().await;
+            let url = replace_database(&admin_url, &name);
+            (Store::connect(&url, StoreOptions::default()).await.unwrap(), Cleanup::Database { admin_url, name })
+        };
+        store.migrate().await.unwrap();
+        Self { store, cleanup }
+    }
+
+    async fn drop_db(self) {
+        self.store.close().await;
+        match self.cleanup {
+            Cleanup::File(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Database { admin_url, name } => {
+                if let Ok(admin) =
+                    Store::connect(&admin_url, StoreOptions { max_connections: 1, ..StoreOptions::default() }).await
+                {
+                    let _ = admin.execute_admin(&format!("DROP DATABASE IF EXISTS {name}")).await;
+                    admin.close().await;
+                }
+            }
+        }
+    }
+}
+
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = match base.rfind('/') {
+        Some(i) if i > "postgres://".len() => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+fn usd() -> Currency {
+    Currency::parse("USD").unwrap()
+}
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_secs(1_700_000_000 + secs)
+}
+
+fn order(id: u64, status: OrderStatus, instrument: u32) -> Order {
+    Order {
+        id: OrderId(id),
+        client_order_id: ClientOrderId::parse(&format!("c-{id}")).unwrap(),
+        instrument: InstrumentId(instrument),
+        side: Side::Buy,
+        order_type: OrderType::Limit { price: Price::parse("101.25").unwrap() },
+        time_in_force: TimeInForce::Gtc,
+        quantity: Quantity::parse("2.5").unwrap(),
+        filled_quantity: Quantity::ZERO,
+        filled_notional: Money::ZERO,
+        fees: Money::ZERO,
+        reduce_only: false,
+        status,
+        reject_reason: None,
+        ts_created: t(1),
+        ts_updated: t(1),
+    }
+}
+
+fn fill(order_id: u64, trade_id: u64) -> Fill {
+    Fill {
+        order_id: OrderId(order_id),
+        trade_id,
+        instrument: InstrumentId(1),
+        side: Side::Buy,
+        quantity: Quantity::parse("1.5").unwrap(),
+        price: Price::parse("101.25").unwrap(),
+        fee: Money::parse("0.151875").unwrap(),
+        liquidity: Liquidity::Maker,
+        ts: t(2),
+    }
+}
+
+/// A commit that places order `id`, and one that fills part of it.
+fn place_and_fill(account: i64, id: u64, first_seq: u64) -> (Commit, Commit) {
+    let placed = order(id, OrderStatus::New, 1);
+    let place = Commit {
+        account,
+        first_seq,
+        events: vec![Event { ts: t(1), kind: EventKind::OrderSubmitted { order: Box::new(placed.clone()) } }],
+        orders: vec![placed.clone()],
+        ..Commit::default()
+    };
+    let f = fill(id, id * 10);
+    let mut filled = placed;
+    filled.status = OrderStatus::PartiallyFilled;
+    filled.filled_quantity = f.quantity;
+    let position = Position {
+        instrument: InstrumentId(1),
+        quantity: f.quantity,
+        cost_basis: Money::parse("151.875").unwrap(),
+        realized_pnl: Money::ZERO,
+        fees: f.fee,
+    };
+    let fill_commit = Commit {
+        account,
+        first_seq: first_seq + 1,
+        events: vec![
+            Event { ts: t(2), kind: EventKind::OrderAccepted { order_id: OrderId(id) } },
+            Event { ts: t(2), kind: EventKind::OrderFilled { fill: f } },
+        ],
+        orders: vec![filled],
+        fills: vec![fill(id, id * 10)],
+        positions: vec![position],
+        balances: vec![(usd(), Money::parse("9848.125").unwrap() - Money::parse("0.151875").unwrap())],
+    };
+    (place, fill_commit)
+}
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = super::TestDb::new("sqlite").await;
+                    super::$name(&db.store).await;
+                    db.drop_db().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = super::TestDb::new("postgres").await;
+                    super::$name(&db.store).await;
+                    db.drop_db().await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    migrations_are_current_and_idempotent,
+    journal_and_read_models_round_trip,
+    a_failed_commit_writes_nothing,
+    orders_filter_and_paginate,
+    group_commit_batches_concurrent_accounts,
+    snapshots_and_equity_history,
+);
+
+async fn migrations_are_current_and_idempotent(store: &Store) {
+    assert!(store.pending_migrations().await.unwrap().is_empty());
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+}
+
+async fn journal_and_read_models_round_trip(store: &Store) {
+    let account = store.create_account("alice paper", usd(), t(0)).await.unwrap();
+    let (place, fill_commit) = place_and_fill(account, 1, 1);
+    store.write(std::slice::from_ref(&place)).await.unwrap();
+    store.write(std::slice::from_ref(&fill_commit)).await.unwrap();
+
+    let events = store.events(account, 0, 100).await.unwrap();
+    let expected: Vec<(u64, Event)> =
+        place.events.iter().chain(&fill_commit.events).cloned().enumerate().map(|(i, e)| (i as u64 + 1, e)).collect();
+    assert_eq!(events, expected);
+    assert_eq!(store.events(account, 2, 100).await.unwrap().len(), 1, "after_seq skips what was seen");
+    assert_eq!(store.last_seq(account).await.unwrap(), 3);
+
+    let stored = store.order(account, OrderId(1)).await.unwrap().unwrap();
+    assert_eq!(stored, fill_commit.orders[0]);
+    assert_eq!(store.fills(account, None, 10).await.unwrap(), vec![(3, fill(1, 10))]);
+    assert_eq!(store.positions(account).await.unwrap(), fill_commit.positions);
+    assert_eq!(store.balances(account).await.unwrap(), fill_commit.balances);
+    let accounts = store.accounts().await.unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!((accounts[0].name.as_str(), accounts[0].base_currency), ("alice paper", usd()));
+}
+
+async fn a_failed_commit_writes_nothing(store: &Store) {
+    let account = store.create_account("a", usd(), t(0)).await.unwrap();
+    let (place, _) = place_and_fill(account, 1, 1);
+    store.write(&[place]).await.unwrap();
+    // Seq 1 again, with a new order: the duplicate event fails the whole transaction.
+    let (again, _) = place_and_fill(account, 2, 1);
+    let err = store.write(&[again]).await.unwrap_err();
+    assert!(matches!(err, StoreError::SeqConflict { seq: 1, .. }), "{err}");
+    assert!(store.order(account, OrderId(2)).await.unwrap().is_none(), "the order row was rolled back");
+    assert_eq!(store.last_seq(account).await.unwrap(), 1);
+}
+
+async fn orders_filter_and_paginate(store: &Store) {
+    let account = store.create_account("a", usd(), t(0)).await.unwrap();
+    let other = store.create_account("b", usd(), t(0)).await.unwrap();
+    let mut commits = Vec::new();
+    for id in 1..=25u64 {
+        let status = if id % 5 == 0 { OrderStatus::Filled } else { OrderStatus::Accepted };
+        let o = order(id, status, if id % 2 == 0 { 1 } else { 2 });
+        commits.push(Commit { account, first_seq: id, events: vec![], orders: vec![o], ..Commit::default() });
+    }
+    commits.push(Commit {
+        account: other,
+        first_seq: 1,
+        orders: vec![order(1, OrderStatus::New, 1)],
+        ..Commit::default()
+    });
+    store.write(&commits).await.unwrap();
+
+    let page1 = store.orders(account, &OrderQuery { limit: 10, ..OrderQuery::default() }).await.unwrap();
+    let ids: Vec<u64> = page1.iter().map(|o| o.id.0).collect();
+    assert_eq!(ids, (16..=25).rev().collect::<Vec<_>>(), "newest first");
+    let page2 = store
+        .orders(account, &OrderQuery { limit: 10, before: Some(OrderId(16)), ..OrderQuery::default() })
+        .await
+        .unwrap();
+    assert_eq!(page2.first().map(|o| o.id.0), Some(15));
+    let open =
+        store.orders(account, &OrderQuery { open_only: true, limit: 100, ..OrderQuery::default() }).await.unwrap();
+    assert_eq!(open.len(), 20);
+    let filled = store
+        .orders(account, &OrderQuery { status: Some(OrderStatus::Filled), limit: 100, ..OrderQuery::default() })
+        .await
+        .unwrap();
+    assert_eq!(filled.len(), 5);
+    let on_one = store
+        .orders(account, &OrderQuery { instrument: Some(InstrumentId(1)), limit: 100, ..OrderQuery::default() })
+        .await
+        .unwrap();
+    assert_eq!(on_one.len(), 12);
+    // Scoped: the other account sees only its own order.
+    assert_eq!(store.orders(other, &OrderQuery { limit: 100, ..OrderQuery::default() }).await.unwrap().len(), 1);
+}
+
+async fn group_commit_batches_concurrent_accounts(store: &Store) {
+    let mut accounts = Vec::new();
+    for i in 0..8 {
+        accounts.push(store.create_account(&format!("acct {i}"), usd(), t(0)).await.unwrap());
+    }
+    let (committer, writer) = GroupCommitter::start(store.clone(), 256, 1024);
+    let mut tasks = Vec::new();
+    for (k, &account) in accounts.iter().enumerate() {
+        let committer = committer.clone();
+        tasks.push(tokio::spawn(async move {
+            // Each account has one owner, which commits in order.
+            for n in 0..100u64 {
+                let id = n + 1;
+                let (place, fill_commit) = place_and_fill(account, id, 3 * n + 1);
+                committer.commit(place).await.unwrap_or_else(|e| panic!("account {k} order {id}: {e}"));
+                committer.commit(fill_commit).await.unwrap_or_else(|e| panic!("account {k} fill {id}: {e}"));
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stats = committer.stats();
+    let batches = stats.batches.load(Ordering::Relaxed);
+    let commits = stats.commits.load(Ordering::Relaxed);
+    assert_eq!(commits, 8 * 200);
+    assert!(batches < commits, "concurrent commits share transactions: {batches} batches for {commits} commits");
+    drop(committer);
+    writer.await.unwrap();
+    for &account in &accounts {
+        let events = store.events(account, 0, 10_000).await.unwrap();
+        assert_eq!(events.len(), 300);
+        assert!(events.iter().enumerate().all(|(i, (seq, _))| *seq == i as u64 + 1), "seqs are contiguous");
+        assert_eq!(store.fills(account, None, 1_000).await.unwrap().len(), 100);
+    }
+    // A conflicting commit fails alone; its batch neighbours still land.
+    let (committer, writer) = GroupCommitter::start(store.clone(), 256, 1024);
+    let (dup, _) = place_and_fill(accounts[0], 999, 1);
+    let (fresh, _) = place_and_fill(accounts[1], 999, 301);
+    let (a, b) = tokio::join!(committer.commit(dup), committer.commit(fresh));
+    assert!(matches!(a, Err(StoreError::SeqConflict { .. })), "{a:?}");
+    b.unwrap();
+    drop(committer);
+    writer.await.unwrap();
+    assert!(store.order(accounts[1], OrderId(999)).await.unwrap().is_some());
+    assert!(store.order(accounts[0], OrderId(999)).await.unwrap().is_none());
+}
+
+async fn snapshots_and_equity_history(store: &Store) {
+    let account = store.create_account("a", usd(), t(0)).await.unwrap();
+    assert!(store.snapshot(account).await.unwrap().is_none());
+    store.save_snapshot(account, 10, t(5), "{\"v\":1}").await.unwrap();
+    store.save_snapshot(account, 20, t(6), "{\"v\":2}").await.unwrap();
+    assert_eq!(store.snapshot(account).await.unwrap(), Some((20, "{\"v\":2}".to_string())));
+    for (i, e) in ["10000", "10100.5", "9990.25"].iter().enumerate() {
+        store.save_equity(account, t(i as i64 * 86_400), Money::parse(e).unwrap()).await.unwrap();
+    }
+    let history = store.equity_history(account, t(0), t(2 * 86_400)).await.unwrap();
+    assert_eq!(history, vec![(t(0), Money::parse("10000").unwrap()), (t(86_400), Money::parse("10100.5").unwrap())]);
+}
+
+#[tokio::test]
+async fn sqlite_survives_reopening() {
+    let dir = std::env::temp_dir().join(format!("tc_store_reopen_{}", std::process::id()));
+    let url = format!("sqlite:{}", dir.join("nested/data.db").display());
+    let store = Store::connect(&url, StoreOptions::default()).await.unwrap();
+    store.migrate().await.unwrap();
+    let account = store.create_account("a", usd(), t(0)).await.unwrap();
+    let (place, fill_commit) = place_and_fill(account, 1, 1);
+    store.write(&[place, fill_commit]).await.unwrap();
+    store.close().await;
+    let reopened = Store::connect(&url, StoreOptions::default()).await.unwrap();
+    assert!(reopened.pending_migrations().await.unwrap().is_empty());
+    assert_eq!(reopened.last_seq(account).await.unwrap(), 3);
+    assert_eq!(reopened.positions(account).await.unwrap().len(), 1);
+    reopened.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn bad_urls_are_refused_clearly() {
+    for url in ["mysql://x", "sqlite:", "nonsense"] {
+        let err = Store::connect(url, StoreOptions::default()).await.unwrap_err().to_string();
+        assert!(err.contains("unsupported database URL"), "{url}: {err}");
+    }
+}
