@@ -162,6 +162,24 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// Copies the WAL back into the database file every second, on a pool
+/// connection other than the writer's, so the writer does not pay for it.
+/// Stops when the pool closes.
+fn checkpoint_in_background(pool: SqlitePool) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                break;
+            }
+            // PASSIVE never blocks writers; a failure is retried next tick.
+            let _ = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await;
+        }
+    });
+}
+
 /// The durable store.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -190,9 +208,19 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(if options.sqlite_full_sync { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
                 .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
+                .foreign_keys(true)
+                // A larger page cache and memory-mapped reads keep the
+                // writer out of read syscalls as the journal grows.
+                .pragma("cache_size", "-65536")
+                .pragma("mmap_size", "268435456")
+                .pragma("temp_store", "memory")
+                // Checkpoints run from a background task on another
+                // connection (see `checkpoint_in_background`); this is the
+                // writer's fallback if that falls behind.
+                .pragma("wal_autocheckpoint", "20000");
             let pool =
                 SqlitePoolOptions::new().max_connections(options.max_connections.max(1)).connect_with(connect).await?;
+            checkpoint_in_background(pool.clone());
             Backend::Sqlite(pool)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
