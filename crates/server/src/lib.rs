@@ -1,0 +1,5 @@
+//! The platform server: configuration, the live runtime (one engine actor per
+//! account, journaled through the store), the simulated paper market, and the
+//! HTTP and WebSocket API.
+
+pub mod config;

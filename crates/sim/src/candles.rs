@@ -1,0 +1,1 @@
+//! Candle aggregation (being written).

@@ -1,0 +1,1 @@
+//! Simulated live market (being written).
