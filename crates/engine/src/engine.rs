@@ -164,6 +164,20 @@ impl Engine {
         Self { state, clock }
     }
 
+    /// Resumes from a snapshot of the state; apply the events journaled
+    /// after it with [`Engine::apply_journaled`].
+    #[must_use]
+    pub fn from_state(state: AccountState) -> Self {
+        let clock = state.last_ts;
+        Self { state, clock }
+    }
+
+    /// Applies an event read back from the journal (recovery).
+    pub fn apply_journaled(&mut self, event: &Event) {
+        self.state.apply(event);
+        self.clock = self.clock.max(event.ts);
+    }
+
     #[must_use]
     pub fn state(&self) -> &AccountState {
         &self.state

@@ -2,4 +2,5 @@
 //! account, journaled through the store), the simulated paper market, and the
 //! HTTP and WebSocket API.
 
+pub mod accounts;
 pub mod config;

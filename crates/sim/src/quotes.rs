@@ -70,6 +70,28 @@ impl QuoteVenue {
         self.working.len()
     }
 
+    /// Puts back an order that was working before a restart: no report is
+    /// emitted (the engine already knows it is accepted), and it keeps
+    /// working from the next quote as a resting order.
+    pub fn restore(&mut self, order: &Order) {
+        self.working.push(Working {
+            order_id: order.id,
+            side: order.side,
+            order_type: order.order_type,
+            time_in_force: order.time_in_force,
+            remaining: order.remaining(),
+            placed_day: Some(order.ts_created.day_number()),
+            quoted: true,
+            triggered: false,
+        });
+    }
+
+    /// Continues trade ids after `last` (from fills seen before a restart),
+    /// so a restored order's new fills never repeat an old id.
+    pub fn resume_trade_ids_after(&mut self, last: u64) {
+        self.next_trade_id = self.next_trade_id.max(last.saturating_add(1));
+    }
+
     /// Accepts an order and trades what it can against the current quote.
     pub fn place(&mut self, order: &Order, out: &mut Vec<ExecutionReport>) {
         out.push(ExecutionReport::Accepted { order_id: order.id });

@@ -54,9 +54,16 @@ impl GroupCommitter {
 
     /// Writes a commit durably; returns once it is committed.
     pub async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        self.enqueue(commit).await?.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues a commit and returns at once (waiting only for room in the
+    /// queue) with a receiver that answers when it is durable. Commits queued
+    /// by one caller are written in the order they were queued.
+    pub async fn enqueue(&self, commit: Commit) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.tx.send(Pending { commit, reply }).await.map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        Ok(answer)
     }
 
     #[must_use]

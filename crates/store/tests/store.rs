@@ -64,7 +64,7 @@ impl TestDb {
                 if let Ok(admin) =
                     Store::connect(&admin_url, StoreOptions { max_connections: 1, ..StoreOptions::default() }).await
                 {
-                    let _ = admin.execute_admin(&format!("DROP DATABASE IF EXISTS {name}")).await;
+                    let _ = admin.execute_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
                     admin.close().await;
                 }
             }

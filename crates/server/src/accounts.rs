@@ -1,0 +1,433 @@
+//! One actor per trading account: the engine, the account's paper venue,
+//! and its journal.
+//!
+//! The actor is the only owner of the account's engine, so commands,
+//! venue reports and marks are processed one at a time in arrival order.
+//! Each input's events are sent to the group committer in order and the
+//! caller is answered only once they are durable; the actor does not wait
+//! for the disk before taking the next input (commits of one account stay in
+//! order because the committer's queue is FIFO). If a commit ever fails the
+//! in-memory state may be ahead of the journal, so the actor stops and the
+//! account is reloaded from the store.
+
+use std::collections::{BTreeSet, HashMap};
+
+use engine::{Command, Engine, EngineError, Input, OrderRequest, Output, Submission, VenueRequest};
+use model::event::{Event, EventKind};
+use model::{Currency, ExecutionReport, InstrumentId, Order, OrderId, Quote, Timestamp};
+use sim::quotes::{QuoteFillConfig, QuoteVenue};
+use store::{AccountId, Commit, GroupCommitter, Store, StoreError};
+use tokio::sync::{mpsc, oneshot};
+
+/// How many journaled events between snapshots of an account.
+const SNAPSHOT_EVERY: u64 = 10_000;
+
+/// Why an account could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("could not save: {0}")]
+    Store(#[from] StoreError),
+    #[error("the account is not running (it stopped after a storage failure and must be reloaded)")]
+    Stopped,
+    #[error("stored state of account {account} cannot be read: {detail}")]
+    CorruptSnapshot { account: AccountId, detail: String },
+}
+
+/// Resolves when a queued commit is durable (at once when there was nothing to write).
+struct Ack(Option<oneshot::Receiver<Result<(), StoreError>>>);
+
+impl Ack {
+    async fn wait(self) -> Result<(), AccountError> {
+        match self.0 {
+            None => Ok(()),
+            Some(receiver) => match receiver.await {
+                Ok(result) => result.map_err(AccountError::from),
+                Err(_) => Err(AccountError::Stopped),
+            },
+        }
+    }
+}
+
+/// What a submission became, once durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub submission: Submission,
+    pub order: Order,
+}
+
+enum Message {
+    Submit { request: OrderRequest, reply: oneshot::Sender<Result<Placed, AccountError>> },
+    Command { command: Command, reply: oneshot::Sender<Result<(), AccountError>> },
+    Quote(Quote),
+    State { reply: oneshot::Sender<engine::AccountState> },
+    Flush { reply: oneshot::Sender<Result<(), AccountError>> },
+}
+
+/// A handle to a running account actor.
+#[derive(Debug, Clone)]
+pub struct AccountHandle {
+    pub id: AccountId,
+    tx: mpsc::Sender<Message>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Submit { .. } => "Submit",
+            Self::Command { .. } => "Command",
+            Self::Quote(_) => "Quote",
+            Self::State { .. } => "State",
+            Self::Flush { .. } => "Flush",
+        })
+    }
+}
+
+impl AccountHandle {
+    /// Submits an order; answers once its events are committed.
+    pub async fn submit(&self, request: OrderRequest) -> Result<Placed, AccountError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Message::Submit { request, reply }).await.map_err(|_| AccountError::Stopped)?;
+        answer.await.map_err(|_| AccountError::Stopped)?
+    }
+
+    /// Runs a command (cancel, kill switch, limits, cash); answers once durable.
+    pub async fn command(&self, command: Command) -> Result<(), AccountError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Message::Command { command, reply }).await.map_err(|_| AccountError::Stopped)?;
+        answer.await.map_err(|_| AccountError::Stopped)?
+    }
+
+    /// Feeds a quote (marks, and fills for working paper orders). Drops it
+    /// when the actor is busy: the next quote supersedes it.
+    pub fn quote(&self, quote: Quote) {
+        let _ = self.tx.try_send(Message::Quote(quote));
+    }
+
+    /// Waits until everything the account has done so far is durable
+    /// (including fills from quotes, which nobody else waits for).
+    pub async fn flush(&self) -> Result<(), AccountError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Message::Flush { reply }).await.map_err(|_| AccountError::Stopped)?;
+        answer.await.map_err(|_| AccountError::Stopped)?
+    }
+
+    /// A copy of the account's current state.
+    pub async fn state(&self) -> Result<engine::AccountState, AccountError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Message::State { reply }).await.map_err(|_| AccountError::Stopped)?;
+        answer.await.map_err(|_| AccountError::Stopped)
+    }
+}
+
+/// Where the actor gets the time.
+pub type Clock = fn() -> Timestamp;
+
+/// The wall clock: the actor (not the engine) reads it and passes it in.
+#[must_use]
+pub fn wall_clock() -> Timestamp {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    Timestamp::from_nanos(nanos)
+}
+
+struct Actor {
+    id: AccountId,
+    engine: Engine,
+    venues: HashMap<InstrumentId, QuoteVenue>,
+    fill_config: QuoteFillConfig,
+    last_seq: u64,
+    snapshot_seq: u64,
+    store: Store,
+    committer: GroupCommitter,
+    clock: Clock,
+    out: Output,
+    reports: Vec<ExecutionReport>,
+}
+
+/// Loads an account from its snapshot and journal and starts its actor.
+pub async fn start(
+    id: AccountId,
+    base_currency: Currency,
+    store: Store,
+    committer: GroupCommitter,
+    fill_config: QuoteFillConfig,
+    clock: Clock,
+) -> Result<AccountHandle, AccountError> {
+    let (mut engine, mut last_seq) = match store.snapshot(id).await? {
+        Some((seq, body)) => {
+            let state: engine::AccountState = serde_json::from_str(&body)
+                .map_err(|e| AccountError::CorruptSnapshot { account: id, detail: e.to_string() })?;
+            (Engine::from_state(state), seq)
+        }
+        None => (Engine::new(base_currency), 0),
+    };
+    let snapshot_seq = last_seq;
+    loop {
+        let page = store.events(id, last_seq, 10_000).await?;
+        let Some((seq, _)) = page.last() else { break };
+        let seq = *seq;
+        for (_, event) in &page {
+            engine.apply_journaled(event);
+        }
+        last_seq = seq;
+    }
+    let mut actor = Actor {
+        id,
+        engine,
+        venues: HashMap::new(),
+        fill_config,
+        last_seq,
+        snapshot_seq,
+        store,
+        committer,
+        clock,
+        out: Output::default(),
+        reports: Vec::new(),
+    };
+    actor.restore_venues();
+    let (tx, rx) = mpsc::channel(1024);
+    tokio::spawn(actor.run(rx));
+    Ok(AccountHandle { id, tx })
+}
+
+impl Actor {
+    /// Puts working orders back into the paper venues after a restart.
+    fn restore_venues(&mut self) {
+        let state = self.engine.state();
+        let last_trade = state.seen_trades.iter().map(|(_, t)| *t).max().unwrap_or(0);
+        let open: Vec<Order> = state.open_orders.iter().filter_map(|id| state.orders.get(id).cloned()).collect();
+        for order in open {
+            let venue = self.venue(order.instrument);
+            venue.resume_trade_ids_after(last_trade);
+            venue.restore(&order);
+        }
+    }
+
+    fn venue(&mut self, instrument: InstrumentId) -> &mut QuoteVenue {
+        let config = self.fill_config;
+        self.venues.entry(instrument).or_insert_with(|| QuoteVenue::new(config))
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
+        while let Some(message) = rx.recv().await {
+            let result = match message {
+                Message::Submit { request, reply } => self.submit(&request, reply).await,
+                Message::Command { command, reply } => self.command(&command, reply).await,
+                Message::Quote(quote) => self.quote(&quote).await,
+                Message::State { reply } => {
+                    let _ = reply.send(self.engine.state().clone());
+                    Ok(())
+                }
+                Message::Flush { reply } => self.flush(reply).await,
+            };
+            if let Err(e) = result {
+                tracing::error!(account = self.id, error = %e, "account stopped: its state may be ahead of the journal");
+                break;
+            }
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        // Never behind the engine's clock, even if the wall clock steps back.
+        (self.clock)().max(self.engine.clock())
+    }
+
+    async fn submit(
+        &mut self,
+        request: &OrderRequest,
+        reply: oneshot::Sender<Result<Placed, AccountError>>,
+    ) -> Result<(), AccountError> {
+        let now = self.now();
+        self.out.clear();
+        let submission = match self.engine.submit(request, now, &mut self.out) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+                return Ok(());
+            }
+        };
+        let order_id = match submission {
+            Submission::Sent(id) | Submission::Denied(id, _) | Submission::Duplicate(id) => id,
+        };
+        let order = self.engine.state().orders.get(&order_id).cloned();
+        let ack = self.journal(now).await?;
+        tokio::spawn(async move {
+            let result = match (ack.wait().await, order) {
+                (Ok(()), Some(order)) => Ok(Placed { submission, order }),
+                (Ok(()), None) => Err(AccountError::Engine(EngineError::UnknownOrder(order_id))),
+                (Err(e), _) => Err(e),
+            };
+            let _ = reply.send(result);
+        });
+        self.route(now).await
+    }
+
+    async fn command(
+        &mut self,
+        command: &Command,
+        reply: oneshot::Sender<Result<(), AccountError>>,
+    ) -> Result<(), AccountError> {
+        let now = self.now();
+        self.out.clear();
+        if let Err(e) = self.engine.process(&Input::Command(command.clone()), now, &mut self.out) {
+            let _ = reply.send(Err(e.into()));
+            return Ok(());
+        }
+        let ack = self.journal(now).await?;
+        tokio::spawn(async move {
+            let _ = reply.send(ack.wait().await);
+        });
+        self.route(now).await
+    }
+
+    async fn quote(&mut self, quote: &Quote) -> Result<(), AccountError> {
+        if self.engine.state().book(quote.instrument).is_none() {
+            return Ok(());
+        }
+        let now = self.now().max(quote.ts);
+        self.out.clear();
+        self.engine.process(&Input::Mark { instrument: quote.instrument, price: quote.mid() }, now, &mut self.out)?;
+        // Every traded instrument's venue keeps the latest quote, so a market
+        // order placed later fills against it at once.
+        let mut reports = std::mem::take(&mut self.reports);
+        self.venue(quote.instrument).on_quote(quote, &mut reports);
+        self.reports = reports;
+        self.apply_reports(now)?;
+        // Fills on a quote are not awaited by anyone: queued in order, durable shortly.
+        drop(self.journal(now).await?);
+        Ok(())
+    }
+
+    /// Queues an empty commit: the committer answers in queue order, so its
+    /// acknowledgement means every earlier commit of this account is durable.
+    async fn flush(&mut self, reply: oneshot::Sender<Result<(), AccountError>>) -> Result<(), AccountError> {
+        let barrier = Commit { account: self.id, first_seq: self.last_seq + 1, ..Commit::default() };
+        let ack = Ack(Some(self.committer.enqueue(barrier).await?));
+        tokio::spawn(async move {
+            let _ = reply.send(ack.wait().await);
+        });
+        Ok(())
+    }
+
+    /// Sends the engine's venue requests to the paper venue and applies its answers.
+    async fn route(&mut self, now: Timestamp) -> Result<(), AccountError> {
+        let requests = std::mem::take(&mut self.out.venue_requests);
+        let mut reports = std::mem::take(&mut self.reports);
+        for request in &requests {
+            match request {
+                VenueRequest::Place(order) => self.venue(order.instrument).place(order, &mut reports),
+                VenueRequest::Cancel { order_id, instrument } => {
+                    self.venue(*instrument).cancel(*order_id, &mut reports)
+                }
+            }
+        }
+        self.reports = reports;
+        self.out.clear();
+        self.apply_reports(now)?;
+        drop(self.journal(now).await?);
+        Ok(())
+    }
+
+    fn apply_reports(&mut self, now: Timestamp) -> Result<(), AccountError> {
+        let reports = std::mem::take(&mut self.reports);
+        for report in &reports {
+            // A report the engine refuses (it would be a venue bug) is logged
+            // and skipped: it changes nothing, by the engine's contract.
+            if let Err(e) = self.engine.process(&Input::Execution(report.clone()), now, &mut self.out) {
+                tracing::warn!(account = self.id, error = %e, ?report, "venue report refused");
+            }
+        }
+        self.reports = reports;
+        self.reports.clear();
+        Ok(())
+    }
+
+    /// Queues the events in `self.out` for the journal with the rows they
+    /// touched, in order; returns a future that resolves when they are durable.
+    async fn journal(&mut self, now: Timestamp) -> Result<Ack, AccountError> {
+        let events = std::mem::take(&mut self.out.events);
+        if events.is_empty() {
+            return Ok(Ack(None));
+        }
+        let commit = self.commit_for(events);
+        self.last_seq += commit.events.len() as u64;
+        let receiver = self.committer.enqueue(commit).await?;
+        if self.last_seq - self.snapshot_seq >= SNAPSHOT_EVERY {
+            self.snapshot(now);
+        }
+        Ok(Ack(Some(receiver)))
+    }
+
+    fn commit_for(&self, events: Vec<Event>) -> Commit {
+        let state = self.engine.state();
+        let mut orders = BTreeSet::new();
+        let mut instruments = BTreeSet::new();
+        let mut fills = Vec::new();
+        let mut balances = false;
+        for event in &events {
+            match &event.kind {
+                EventKind::OrderSubmitted { order } | EventKind::OrderDenied { order } => {
+                    orders.insert(order.id);
+                }
+                EventKind::OrderAccepted { order_id }
+                | EventKind::OrderRejected { order_id, .. }
+                | EventKind::OrderCancelRequested { order_id }
+                | EventKind::OrderCancelRejected { order_id }
+                | EventKind::OrderCancelled { order_id }
+                | EventKind::OrderExpired { order_id } => {
+                    orders.insert(*order_id);
+                }
+                EventKind::OrderFilled { fill } => {
+                    orders.insert(fill.order_id);
+                    instruments.insert(fill.instrument);
+                    fills.push(fill.clone());
+                    balances = true;
+                }
+                EventKind::CashAdjusted { .. } => balances = true,
+                EventKind::InstrumentAdded { instrument } => {
+                    instruments.insert(instrument.id);
+                }
+                _ => {}
+            }
+        }
+        Commit {
+            account: self.id,
+            first_seq: self.last_seq + 1,
+            orders: orders.iter().filter_map(|id: &OrderId| state.orders.get(id).cloned()).collect(),
+            fills,
+            positions: instruments.iter().filter_map(|i| state.book(*i).map(|b| b.position.clone())).collect(),
+            balances: if balances { state.balances.iter().map(|(c, m)| (*c, *m)).collect() } else { Vec::new() },
+            events,
+        }
+    }
+
+    /// Saves a snapshot of the state as of `last_seq` in the background. It
+    /// is written after the commits queued before it (the store applies them
+    /// in order), and a failed snapshot only means a longer replay.
+    fn snapshot(&mut self, now: Timestamp) {
+        let Ok(body) = serde_json::to_string(self.engine.state()) else { return };
+        let (store, id, seq) = (self.store.clone(), self.id, self.last_seq);
+        self.snapshot_seq = seq;
+        tokio::spawn(async move {
+            // Wait until the journal has the events the snapshot covers.
+            for _ in 0..100 {
+                match store.last_seq(id).await {
+                    Ok(stored) if stored >= seq => {
+                        if let Err(e) = store.save_snapshot(id, seq, now, &body).await {
+                            tracing::warn!(account = id, error = %e, "snapshot not saved");
+                        }
+                        return;
+                    }
+                    Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                    Err(e) => {
+                        tracing::warn!(account = id, error = %e, "snapshot not saved");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
