@@ -5,7 +5,7 @@
 //! out. No clock of its own; every call takes the time as an argument.
 
 pub mod bars;
+pub mod book;
 pub mod candles;
 pub mod market;
-pub mod book;
 pub mod quotes;
