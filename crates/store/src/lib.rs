@@ -15,7 +15,19 @@
 //! placeholders) through [`on_pool!`], which instantiates the same code for
 //! each pool type; only the migrations differ.
 
+/// Runs the same code on whichever pool the store has: `$pool` is a
+/// `&SqlitePool` in one arm and a `&PgPool` in the other.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite($pool) => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
 mod commit;
+mod market;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -31,6 +43,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{QueryBuilder, Row};
 
 pub use commit::{CommitStats, GroupCommitter};
+pub use market::CandleRecord;
 
 /// An account's id in the store.
 pub type AccountId = i64;
@@ -75,20 +88,9 @@ impl Default for StoreOptions {
 }
 
 #[derive(Debug, Clone)]
-enum Backend {
+pub(crate) enum Backend {
     Sqlite(SqlitePool),
     Postgres(PgPool),
-}
-
-/// Runs the same code on whichever pool the store has: `$pool` is a
-/// `&SqlitePool` in one arm and a `&PgPool` in the other.
-macro_rules! on_pool {
-    ($store:expr, |$pool:ident| $body:expr) => {
-        match &$store.backend {
-            Backend::Sqlite($pool) => $body,
-            Backend::Postgres($pool) => $body,
-        }
-    };
 }
 
 /// One account's change: its new events (numbered from `first_seq`) and the
@@ -128,17 +130,17 @@ pub struct OrderQuery {
 
 /// The most rows one multi-row statement carries; keeps every statement
 /// under SQLite's and PostgreSQL's bind-parameter limits.
-const ROWS_PER_STATEMENT: usize = 1_000;
+pub(crate) const ROWS_PER_STATEMENT: usize = 1_000;
 
 fn ns(ts: Timestamp) -> i64 {
     ts.as_nanos()
 }
 
-fn to_i64(v: u64, what: &'static str) -> Result<i64, StoreError> {
+pub(crate) fn to_i64(v: u64, what: &'static str) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Corrupt { what, detail: format!("{v} does not fit a database integer") })
 }
 
-fn from_i64(v: i64, what: &'static str) -> Result<u64, StoreError> {
+pub(crate) fn from_i64(v: i64, what: &'static str) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt { what, detail: format!("negative value {v}") })
 }
 
@@ -150,7 +152,7 @@ fn parse_json<T: for<'de> Deserialize<'de>>(text: &str, what: &'static str) -> R
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt { what, detail: e.to_string() })
 }
 
-fn parse_text<T: FromStr>(text: &str, what: &'static str) -> Result<T, StoreError>
+pub(crate) fn parse_text<T: FromStr>(text: &str, what: &'static str) -> Result<T, StoreError>
 where
     T::Err: std::fmt::Display,
 {

@@ -194,6 +194,7 @@ both_backends!(
     orders_filter_and_paginate,
     group_commit_batches_concurrent_accounts,
     snapshots_and_equity_history,
+    candles_are_kept_and_queried_by_range,
 );
 
 async fn migrations_are_current_and_idempotent(store: &Store) {
@@ -364,4 +365,30 @@ async fn bad_urls_are_refused_clearly() {
         let err = Store::connect(url, StoreOptions::default()).await.unwrap_err().to_string();
         assert!(err.contains("unsupported database URL"), "{url}: {err}");
     }
+}
+
+async fn candles_are_kept_and_queried_by_range(store: &Store) {
+    let candle = |minute: i64, close: &str| store::CandleRecord {
+        instrument: InstrumentId(3),
+        interval: "1m".into(),
+        start: t(minute * 60),
+        open: Price::parse("10").unwrap(),
+        high: Price::parse("12").unwrap(),
+        low: Price::parse("9.5").unwrap(),
+        close: Price::parse(close).unwrap(),
+        volume: Quantity::parse("1.25").unwrap(),
+        trades: 4,
+    };
+    let candles: Vec<_> = (0..10).map(|m| candle(m, "11")).collect();
+    store.save_candles(&candles).await.unwrap();
+    // Saving a bucket again replaces it.
+    store.save_candles(&[candle(3, "11.5")]).await.unwrap();
+    let all = store.candles(InstrumentId(3), "1m", t(0), t(600), 100).await.unwrap();
+    assert_eq!(all.len(), 10);
+    assert_eq!(all[3].close, Price::parse("11.5").unwrap());
+    assert_eq!(all[0], candles[0]);
+    // A limit keeps the newest, still oldest first.
+    let last = store.candles(InstrumentId(3), "1m", t(0), t(600), 3).await.unwrap();
+    assert_eq!(last.iter().map(|c| c.start).collect::<Vec<_>>(), vec![t(420), t(480), t(540)]);
+    assert!(store.candles(InstrumentId(3), "5m", t(0), t(600), 100).await.unwrap().is_empty());
 }

@@ -1,0 +1,13 @@
+-- Closed candles aggregated from the market feed, per instrument and interval.
+CREATE TABLE candles (
+    instrument_id INTEGER NOT NULL,
+    interval TEXT NOT NULL,
+    start_ns INTEGER NOT NULL,
+    open TEXT NOT NULL,
+    high TEXT NOT NULL,
+    low TEXT NOT NULL,
+    close TEXT NOT NULL,
+    volume TEXT NOT NULL,
+    trades INTEGER NOT NULL,
+    PRIMARY KEY (instrument_id, interval, start_ns)
+);
