@@ -5,6 +5,7 @@
 
 mod backtest_cmd;
 mod data_cmd;
+mod serve_cmd;
 
 use std::process::ExitCode;
 
@@ -27,8 +28,21 @@ enum Command {
     Data(data_cmd::DataCommand),
     /// List the built-in strategies and their parameters.
     Strategies,
+    /// Run the platform server (SQLite in ./data by default).
+    Serve(serve_cmd::ConfigArgs),
+    /// Apply database migrations.
+    Migrate(serve_cmd::ConfigArgs),
+    /// Show the effective configuration, secrets masked.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Generate a year of one-minute bars and backtest sma-cross (6 h / 2 day averages) on them.
     Demo(backtest_cmd::DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration as TOML.
+    Show(serve_cmd::ConfigArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +55,9 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Demo(args) => backtest_cmd::demo(&args),
+        Command::Serve(args) => serve_cmd::serve(&args),
+        Command::Migrate(args) => serve_cmd::migrate(&args),
+        Command::Config(ConfigCommand::Show(args)) => serve_cmd::show(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,4 +3,9 @@
 //! HTTP and WebSocket API.
 
 pub mod accounts;
+pub mod app;
 pub mod config;
+pub mod error;
+pub mod feed;
+pub mod runtime;
+pub mod serve;

@@ -26,7 +26,8 @@ impl Store {
         if candles.is_empty() {
             return Ok(());
         }
-        let rows: Vec<(i64, &str, i64, String, String, String, String, String, i64)> = candles
+        type Row<'a> = (i64, &'a str, i64, String, String, String, String, String, i64);
+        let rows: Vec<Row<'_>> = candles
             .iter()
             .map(|c| {
                 Ok((

@@ -1,0 +1,94 @@
+//! The HTTP application: shared state and the router.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde::Serialize;
+
+use crate::error::{ApiError, Json};
+use crate::runtime::Runtime;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub runtime: Arc<Runtime>,
+    pub config: Arc<crate::config::Config>,
+}
+
+/// The whole router. Tests call it with `oneshot` or serve it on port 0.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/status", get(status))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> impl IntoResponse {
+    (StatusCode::OK, "ok")
+}
+
+#[derive(Debug, Serialize)]
+struct Readiness {
+    ready: bool,
+    database: &'static str,
+    migrations_pending: usize,
+}
+
+/// Readiness: the database answers and its migrations are current.
+async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
+    let store = &state.runtime.store;
+    store.ping().await.map_err(|e| ApiError::unavailable(format!("database: {e}")))?;
+    let pending = store.pending_migrations().await.map_err(|e| ApiError::unavailable(format!("database: {e}")))?;
+    if !pending.is_empty() {
+        return Err(ApiError::unavailable(format!("{} migrations pending; run `tradecore migrate`", pending.len())));
+    }
+    Ok(Json(Readiness { ready: true, database: store.backend(), migrations_pending: 0 }))
+}
+
+#[derive(Debug, Serialize)]
+struct Status {
+    version: &'static str,
+    database: &'static str,
+    uptime_seconds: u64,
+    accounts: usize,
+    instruments: Vec<String>,
+    journal: JournalStatus,
+}
+
+#[derive(Debug, Serialize)]
+struct JournalStatus {
+    batches: u64,
+    commits: u64,
+    events: u64,
+    failed_batches: u64,
+}
+
+async fn status(State(state): State<AppState>) -> Json<Status> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let rt = &state.runtime;
+    let stats = rt.committer().stats();
+    Json(Status {
+        version: env!("CARGO_PKG_VERSION"),
+        database: rt.store.backend(),
+        uptime_seconds: rt.uptime_seconds(),
+        accounts: rt.account_count().await,
+        instruments: rt.instruments().iter().map(|i| i.symbol.clone()).collect(),
+        journal: JournalStatus {
+            batches: stats.batches.load(Relaxed),
+            commits: stats.commits.load(Relaxed),
+            events: stats.events.load(Relaxed),
+            failed_batches: stats.failed_batches.load(Relaxed),
+        },
+    })
+}

@@ -1,0 +1,175 @@
+//! The live runtime: the store and its group committer, one actor per
+//! account, and the market data that feeds them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use engine::Command;
+use model::{Currency, Instrument, Money, Quote, Timestamp};
+use sim::quotes::QuoteFillConfig;
+use store::{AccountId, GroupCommitter, Store, StoreError};
+use tokio::sync::{RwLock, broadcast};
+use tokio::task::JoinHandle;
+
+use crate::accounts::{self, AccountError, AccountHandle, Clock};
+
+/// How the runtime trades on paper.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Instruments every paper account can trade.
+    pub instruments: Vec<Instrument>,
+    pub fill: QuoteFillConfig,
+    pub clock: Clock,
+    /// Most commits in one transaction.
+    pub max_batch: usize,
+}
+
+/// Why the runtime could not start or do something.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error(
+        "the database has migrations this server does not know or lacks some it needs: {0:?}; run `tradecore migrate`"
+    )]
+    Migrations(Vec<i64>),
+}
+
+/// The running platform.
+#[derive(Debug)]
+pub struct Runtime {
+    pub store: Store,
+    committer: GroupCommitter,
+    writer: std::sync::Mutex<Option<JoinHandle<()>>>,
+    accounts: RwLock<HashMap<AccountId, AccountHandle>>,
+    options: RuntimeOptions,
+    quotes: broadcast::Sender<Quote>,
+    latest: std::sync::RwLock<HashMap<model::InstrumentId, Quote>>,
+    started: Instant,
+}
+
+impl Runtime {
+    /// Starts on a migrated store: loads every account and starts its actor.
+    pub async fn start(store: Store, options: RuntimeOptions) -> Result<Arc<Self>, RuntimeError> {
+        let pending = store.pending_migrations().await?;
+        if !pending.is_empty() {
+            return Err(RuntimeError::Migrations(pending));
+        }
+        let (committer, writer) = GroupCommitter::start(store.clone(), options.max_batch, 16_384);
+        let (quotes, _) = broadcast::channel(4_096);
+        let runtime = Arc::new(Self {
+            store: store.clone(),
+            committer,
+            writer: std::sync::Mutex::new(Some(writer)),
+            accounts: RwLock::new(HashMap::new()),
+            options,
+            quotes,
+            latest: std::sync::RwLock::new(HashMap::new()),
+            started: Instant::now(),
+        });
+        for row in store.accounts().await? {
+            let handle = runtime.spawn_account(row.id, row.base_currency).await?;
+            runtime.accounts.write().await.insert(row.id, handle);
+        }
+        Ok(runtime)
+    }
+
+    async fn spawn_account(&self, id: AccountId, currency: Currency) -> Result<AccountHandle, AccountError> {
+        accounts::start(id, currency, self.store.clone(), self.committer.clone(), self.options.fill, self.options.clock)
+            .await
+    }
+
+    /// Creates a paper account with every paper instrument and `cash`.
+    pub async fn open_paper_account(
+        &self,
+        name: &str,
+        currency: Currency,
+        cash: Money,
+    ) -> Result<AccountHandle, RuntimeError> {
+        let id = self.store.create_account(name, currency, (self.options.clock)()).await?;
+        let handle = self.spawn_account(id, currency).await?;
+        for instrument in &self.options.instruments {
+            handle.command(Command::AddInstrument { instrument: instrument.clone() }).await?;
+        }
+        let currencies: std::collections::BTreeSet<Currency> =
+            self.options.instruments.iter().map(|i| i.quote_currency).chain(std::iter::once(currency)).collect();
+        for c in currencies {
+            handle.command(Command::AdjustCash { currency: c, amount: cash }).await?;
+        }
+        self.accounts.write().await.insert(id, handle.clone());
+        Ok(handle)
+    }
+
+    pub async fn account(&self, id: AccountId) -> Option<AccountHandle> {
+        self.accounts.read().await.get(&id).cloned()
+    }
+
+    pub async fn account_count(&self) -> usize {
+        self.accounts.read().await.len()
+    }
+
+    /// Publishes a quote: every account actor marks and fills against it,
+    /// and subscribers (WebSocket clients) get it.
+    pub async fn publish_quote(&self, quote: Quote) {
+        if let Ok(mut latest) = self.latest.write() {
+            latest.insert(quote.instrument, quote);
+        }
+        for handle in self.accounts.read().await.values() {
+            handle.quote(quote);
+        }
+        let _ = self.quotes.send(quote);
+    }
+
+    /// The latest quote of every instrument.
+    #[must_use]
+    pub fn latest_quotes(&self) -> Vec<Quote> {
+        let mut quotes: Vec<Quote> = self.latest.read().map(|l| l.values().copied().collect()).unwrap_or_default();
+        quotes.sort_by_key(|q| q.instrument);
+        quotes
+    }
+
+    #[must_use]
+    pub fn subscribe_quotes(&self) -> broadcast::Receiver<Quote> {
+        self.quotes.subscribe()
+    }
+
+    #[must_use]
+    pub fn instruments(&self) -> &[Instrument] {
+        &self.options.instruments
+    }
+
+    #[must_use]
+    pub fn uptime_seconds(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    #[must_use]
+    pub fn committer(&self) -> &GroupCommitter {
+        &self.committer
+    }
+
+    /// The time now, from the runtime's clock.
+    #[must_use]
+    pub fn now(&self) -> Timestamp {
+        (self.options.clock)()
+    }
+
+    /// Flushes every account's journal and stops the writer.
+    pub async fn shutdown(&self) {
+        let handles: Vec<AccountHandle> = self.accounts.write().await.drain().map(|(_, h)| h).collect();
+        for handle in &handles {
+            if let Err(e) = handle.flush().await {
+                tracing::warn!(account = handle.id, error = %e, "flush at shutdown failed");
+            }
+        }
+        drop(handles);
+        // Every account's commits are durable now; the writer has nothing
+        // left that anyone waits for.
+        if let Some(writer) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            writer.abort();
+        }
+    }
+}

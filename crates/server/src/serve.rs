@@ -1,0 +1,181 @@
+//! `tradecore serve` and `tradecore migrate`: start-up, the listener, and
+//! graceful shutdown.
+//!
+//! Start order: logging, the database (migrations applied), the runtime
+//! (every account reloaded from its snapshot and journal), the paper market,
+//! then the listener. On SIGINT or SIGTERM: stop accepting, let in-flight
+//! requests finish (up to `server.shutdown_grace_seconds`), stop the market,
+//! flush every account's journal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use model::Rate;
+use sim::market::{self, MarketSpec};
+use sim::quotes::QuoteFillConfig;
+use store::{Store, StoreError};
+use tokio::sync::watch;
+
+use crate::accounts;
+use crate::app::{AppState, app};
+use crate::config::{Config, LogFormat};
+use crate::runtime::{Runtime, RuntimeError, RuntimeOptions};
+
+/// The fee paper fills pay, maker and taker alike (a typical spot rate).
+pub const PAPER_FEE: Rate = Rate::from_bps(10);
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot open the database {url}: {source}")]
+    Database { url: String, source: StoreError },
+    #[error("cannot apply migrations: {0}")]
+    Migrate(StoreError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("paper.instruments: unknown instrument '{0}'; known: BTC-USDT, ETH-USDT, SOL-USDT, AAPL, SPY")]
+    UnknownInstrument(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("the server stopped with an error: {0}")]
+    Server(std::io::Error),
+}
+
+/// Sets up logging once: human-readable or JSON, filtered by `log.level`
+/// (overridden by `RUST_LOG` when set).
+pub fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}
+
+async fn open_store(config: &Config) -> Result<Store, ServeError> {
+    Store::connect(&config.database.url, config.database.store_options())
+        .await
+        .map_err(|source| ServeError::Database { url: config.database.redacted_url(), source })
+}
+
+/// `tradecore migrate`: applies pending migrations and reports them.
+pub async fn migrate(config: &Config) -> Result<Vec<i64>, ServeError> {
+    let store = open_store(config).await?;
+    let pending = store.pending_migrations().await.map_err(ServeError::Migrate)?;
+    store.migrate().await.map_err(ServeError::Migrate)?;
+    store.close().await;
+    Ok(pending)
+}
+
+/// The paper instruments named in the configuration.
+pub fn paper_specs(config: &Config) -> Result<Vec<MarketSpec>, ServeError> {
+    config
+        .paper
+        .instruments
+        .iter()
+        .map(|symbol| market::find_default(symbol).ok_or_else(|| ServeError::UnknownInstrument(symbol.clone())))
+        .collect()
+}
+
+/// Everything `serve` starts, for tests that drive a real server.
+#[derive(Debug)]
+pub struct Started {
+    pub state: AppState,
+    stop_market: watch::Sender<bool>,
+    market: tokio::task::JoinHandle<()>,
+}
+
+impl Started {
+    /// Stops the market and flushes every account.
+    pub async fn stop(self) {
+        let _ = self.stop_market.send(true);
+        let _ = self.market.await;
+        self.state.runtime.shutdown().await;
+    }
+}
+
+/// Opens the database (migrating it), starts the runtime and the paper market.
+pub async fn start(config: Config) -> Result<Started, ServeError> {
+    let store = open_store(&config).await?;
+    store.migrate().await.map_err(ServeError::Migrate)?;
+    let specs = paper_specs(&config)?;
+    let options = RuntimeOptions {
+        instruments: specs.iter().map(|s| s.instrument.clone()).collect(),
+        fill: QuoteFillConfig {
+            maker_fee: PAPER_FEE,
+            taker_fee: PAPER_FEE,
+            slippage: Rate::ZERO,
+            multiplier: model::Quantity::ONE,
+            respect_size: true,
+        },
+        clock: accounts::wall_clock,
+        max_batch: 512,
+    };
+    let runtime = Runtime::start(store, options).await?;
+    let seed = config.paper.seed.unwrap_or_else(|| {
+        // Without a configured seed each start walks differently.
+        u64::try_from(accounts::wall_clock().as_nanos()).unwrap_or(42)
+    });
+    let (stop_market, stop) = watch::channel(false);
+    let market = crate::feed::spawn(Arc::clone(&runtime), specs, config.paper.ticks_per_second, seed, stop);
+    Ok(Started { state: AppState { runtime, config: Arc::new(config) }, stop_market, market })
+}
+
+/// `tradecore serve`: runs until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let addr = config.server.listen;
+    let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
+    let started = start(config).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Listen { addr, source })?;
+    let local = listener.local_addr().map_err(|source| ServeError::Listen { addr, source })?;
+    tracing::info!(%local, database = started.state.runtime.store.backend(), "tradecore is listening");
+    println!("tradecore is listening on http://{local}");
+    let router = app(started.state.clone());
+    let (signal_tx, signal_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = signal_tx.send(true);
+    });
+    let mut graceful = signal_rx.clone();
+    let server = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async move {
+            let _ = graceful.wait_for(|stop| *stop).await;
+        });
+    let mut forced = signal_rx;
+    let result = tokio::select! {
+        result = server => result.map_err(ServeError::Server),
+        () = async {
+            let _ = forced.wait_for(|stop| *stop).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!("in-flight requests did not finish within the grace period");
+            Ok(())
+        }
+    };
+    tracing::info!("stopping: flushing the journal");
+    started.stop().await;
+    result
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

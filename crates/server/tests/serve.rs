@@ -1,0 +1,110 @@
+//! The server started as `serve` starts it, spoken to over real HTTP, on
+//! SQLite and on PostgreSQL.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use server::serve::{self, Started};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+struct TestServer {
+    base: String,
+    started: Started,
+    server: tokio::task::JoinHandle<()>,
+    cleanup: Option<(String, String)>,
+    dir: std::path::PathBuf,
+}
+
+async fn start(backend: &str) -> TestServer {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = format!("tc_serve_{}_{n}", std::process::id());
+    let dir = std::env::temp_dir().join(&name);
+    let (url, cleanup) = if backend == "sqlite" {
+        (format!("sqlite:{}", dir.join("tradecore.db").display()), None)
+    } else {
+        let admin = std::env::var("TRADECORE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let store = store::Store::connect(&admin, store::StoreOptions { max_connections: 1, ..Default::default() })
+            .await
+            .unwrap();
+        store.execute_admin(&format!("CREATE DATABASE {name}")).await.unwrap();
+        store.close().await;
+        let base = admin.rsplit_once('/').unwrap().0.to_string();
+        (format!("{base}/{name}"), Some((format!("{base}/postgres"), name.clone())))
+    };
+    let env = vec![
+        ("TRADECORE_DATABASE__URL".to_string(), url),
+        ("TRADECORE_SERVER__LISTEN".to_string(), "127.0.0.1:0".to_string()),
+        ("TRADECORE_PAPER__TICKS_PER_SECOND".to_string(), "20".to_string()),
+        ("TRADECORE_PAPER__SEED".to_string(), "7".to_string()),
+    ];
+    let config = server::config::load(None, &env).unwrap();
+    let started = serve::start(config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = server::app::app(started.state.clone());
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
+    });
+    TestServer { base, started, server, cleanup, dir }
+}
+
+impl TestServer {
+    async fn stop(self) {
+        self.server.abort();
+        self.started.stop().await;
+        if let Some((admin, name)) = self.cleanup
+            && let Ok(store) =
+                store::Store::connect(&admin, store::StoreOptions { max_connections: 1, ..Default::default() }).await
+        {
+            let _ = store.execute_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+            store.close().await;
+        }
+        let _ = std::fs::remove_dir_all(self.dir);
+    }
+}
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name("sqlite").await; } )* }
+        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name("postgres").await; } )* }
+    };
+}
+
+both_backends!(health_readiness_and_status, unknown_routes_are_problem_json, the_paper_market_runs);
+
+async fn health_readiness_and_status(backend: &str) {
+    let s = start(backend).await;
+    let client = reqwest::Client::new();
+    let health = client.get(format!("{}/healthz", s.base)).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready: serde_json::Value = client.get(format!("{}/readyz", s.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["ready"], true);
+    assert_eq!(ready["database"], backend);
+    let status: serde_json::Value =
+        client.get(format!("{}/api/v1/status", s.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(status["instruments"].as_array().unwrap().len(), 5);
+    s.stop().await;
+}
+
+async fn unknown_routes_are_problem_json(backend: &str) {
+    let s = start(backend).await;
+    let response = reqwest::get(format!("{}/api/v1/nothing-here", s.base)).await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "not_found");
+    s.stop().await;
+}
+
+async fn the_paper_market_runs(backend: &str) {
+    let s = start(backend).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let quotes = s.started.state.runtime.latest_quotes();
+    assert_eq!(quotes.len(), 5, "every paper instrument is quoted");
+    for q in &quotes {
+        assert!(q.bid.is_positive() && q.bid < q.ask, "{q:?}");
+    }
+    s.stop().await;
+}
