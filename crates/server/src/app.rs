@@ -25,6 +25,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/status", get(status))
+        .merge(crate::api::market::routes())
         .fallback(not_found)
         .with_state(state)
 }

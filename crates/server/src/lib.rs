@@ -3,6 +3,7 @@
 //! HTTP and WebSocket API.
 
 pub mod accounts;
+pub mod api;
 pub mod app;
 pub mod config;
 pub mod error;

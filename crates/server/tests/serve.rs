@@ -72,7 +72,12 @@ macro_rules! both_backends {
     };
 }
 
-both_backends!(health_readiness_and_status, unknown_routes_are_problem_json, the_paper_market_runs);
+both_backends!(
+    health_readiness_and_status,
+    unknown_routes_are_problem_json,
+    the_paper_market_runs,
+    market_data_endpoints
+);
 
 async fn health_readiness_and_status(backend: &str) {
     let s = start(backend).await;
@@ -105,6 +110,46 @@ async fn the_paper_market_runs(backend: &str) {
     assert_eq!(quotes.len(), 5, "every paper instrument is quoted");
     for q in &quotes {
         assert!(q.bid.is_positive() && q.bid < q.ask, "{q:?}");
+    }
+    s.stop().await;
+}
+
+async fn market_data_endpoints(backend: &str) {
+    let s = start(backend).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = reqwest::Client::new();
+    let instruments: serde_json::Value =
+        client.get(format!("{}/api/v1/instruments", s.base)).send().await.unwrap().json().await.unwrap();
+    let symbols: Vec<&str> = instruments.as_array().unwrap().iter().map(|i| i["symbol"].as_str().unwrap()).collect();
+    assert_eq!(symbols, ["BTC-USDT", "ETH-USDT", "SOL-USDT", "AAPL", "SPY"]);
+    assert_eq!(instruments[0]["tick_size"], "0.01", "exact decimals are strings");
+    let quotes: serde_json::Value =
+        client.get(format!("{}/api/v1/quotes", s.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(quotes.as_array().unwrap().len(), 5);
+    assert!(quotes[0]["bid"].as_str().is_some());
+    let ok = client
+        .get(format!("{}/api/v1/instruments/btc-usdt/candles?interval=5m&limit=10", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(ok.json::<serde_json::Value>().await.unwrap().is_array());
+    let cases = [
+        ("unknown symbol", "/api/v1/instruments/DOGE/candles", 404, None),
+        ("bad interval", "/api/v1/instruments/SPY/candles?interval=7m", 422, Some("interval")),
+        ("zero limit", "/api/v1/instruments/SPY/candles?limit=0", 422, Some("limit")),
+        ("limit not a number", "/api/v1/instruments/SPY/candles?limit=lots", 400, None),
+        ("bad time", "/api/v1/instruments/SPY/candles?from=yesterday", 422, Some("from")),
+        ("unknown parameter", "/api/v1/instruments/SPY/candles?colour=red", 400, Some("colour")),
+    ];
+    for (name, path, status, field) in cases {
+        let response = client.get(format!("{}{path}", s.base)).send().await.unwrap();
+        assert_eq!(response.status(), status, "{name}");
+        assert_eq!(response.headers()["content-type"], "application/problem+json", "{name}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        if let Some(field) = field {
+            assert_eq!(body["field"], field, "{name}: {body}");
+        }
     }
     s.stop().await;
 }

@@ -1,0 +1,99 @@
+//! Market data: instruments, latest quotes and candles.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use model::{Instrument, Quote, Timestamp};
+use serde::{Deserialize, Serialize};
+use sim::candles::Interval;
+use store::CandleRecord;
+
+use crate::app::AppState;
+use crate::error::{ApiError, Json, Path, Query};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/instruments", get(instruments))
+        .route("/api/v1/quotes", get(quotes))
+        .route("/api/v1/instruments/{symbol}/candles", get(candles))
+}
+
+async fn instruments(State(state): State<AppState>) -> Json<Vec<Instrument>> {
+    Json(state.runtime.instruments().to_vec())
+}
+
+/// A quote with its instrument's symbol, for clients that key on symbols.
+#[derive(Debug, Serialize)]
+pub struct SymbolQuote {
+    pub symbol: String,
+    #[serde(flatten)]
+    pub quote: Quote,
+}
+
+async fn quotes(State(state): State<AppState>) -> Json<Vec<SymbolQuote>> {
+    let rt = &state.runtime;
+    Json(
+        rt.latest_quotes()
+            .into_iter()
+            .filter_map(|quote| {
+                rt.instruments()
+                    .iter()
+                    .find(|i| i.id == quote.instrument)
+                    .map(|i| SymbolQuote { symbol: i.symbol.clone(), quote })
+            })
+            .collect(),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CandleQuery {
+    interval: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<u32>,
+}
+
+const MAX_CANDLES: u32 = 5_000;
+
+async fn candles(
+    State(state): State<AppState>,
+    Path(symbol): Path<String>,
+    Query(query): Query<CandleQuery>,
+) -> Result<Json<Vec<CandleRecord>>, ApiError> {
+    let instrument = state
+        .runtime
+        .instruments()
+        .iter()
+        .find(|i| i.symbol.eq_ignore_ascii_case(&symbol))
+        .ok_or_else(|| ApiError::not_found("instrument"))?
+        .id;
+    let interval: Interval = query
+        .interval
+        .as_deref()
+        .unwrap_or("1m")
+        .parse()
+        .map_err(|e: sim::candles::ParseIntervalError| ApiError::invalid("interval", e.to_string()))?;
+    let time = |field: &str, value: &Option<String>, default: Timestamp| -> Result<Timestamp, ApiError> {
+        match value {
+            Some(v) => Timestamp::parse(v).map_err(|e| ApiError::invalid(field, e.to_string())),
+            None => Ok(default),
+        }
+    };
+    let to = time("to", &query.to, Timestamp::from_nanos(i64::MAX))?;
+    let from = time("from", &query.from, Timestamp::from_nanos(i64::MIN))?;
+    if from >= to {
+        return Err(ApiError::invalid("from", "from must be before to"));
+    }
+    let limit = query.limit.unwrap_or(500);
+    if limit == 0 || limit > MAX_CANDLES {
+        return Err(ApiError::invalid("limit", format!("limit must be from 1 to {MAX_CANDLES}")));
+    }
+    let candles = state
+        .runtime
+        .store
+        .candles(instrument, interval.as_str(), from, to, limit)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(Json(candles))
+}

@@ -1,0 +1,4 @@
+//! REST endpoints for market data and trading (authentication lives in
+//! `crate::routes`).
+
+pub mod market;
