@@ -26,6 +26,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/v1/status", get(status))
         .merge(crate::api::market::routes())
+        .merge(crate::api::ws::routes())
         .fallback(not_found)
         .with_state(state)
 }

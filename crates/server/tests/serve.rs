@@ -76,7 +76,8 @@ both_backends!(
     health_readiness_and_status,
     unknown_routes_are_problem_json,
     the_paper_market_runs,
-    market_data_endpoints
+    market_data_endpoints,
+    websocket_streams_quotes,
 );
 
 async fn health_readiness_and_status(backend: &str) {
@@ -151,5 +152,42 @@ async fn market_data_endpoints(backend: &str) {
             assert_eq!(body["field"], field, "{name}: {body}");
         }
     }
+    s.stop().await;
+}
+
+async fn websocket_streams_quotes(backend: &str) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let s = start(backend).await;
+    let url = format!("{}/api/v1/ws", s.base.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let next_json = async |ws: &mut tokio_tungstenite::WebSocketStream<_>| -> serde_json::Value {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
+            if let Message::Text(text) = message {
+                return serde_json::from_str(text.as_str()).unwrap();
+            }
+        }
+    };
+    ws.send(Message::text(r#"{"op":"ping"}"#)).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "pong");
+    ws.send(Message::text(r#"{"op":"subscribe","channels":["quotes:DOGE-USD"]}"#)).await.unwrap();
+    let error = next_json(&mut ws).await;
+    assert_eq!((error["type"].as_str(), error["code"].as_str()), (Some("error"), Some("unknown_channel")));
+    ws.send(Message::text(r#"{"op":"subscribe","chanels":[]}"#)).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["code"], "bad_message");
+    ws.send(Message::text(r#"{"op":"subscribe","channels":["quotes:BTC-USDT"]}"#)).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "subscribed");
+    let mut last_seq = 0;
+    for _ in 0..3 {
+        let quote = next_json(&mut ws).await;
+        assert_eq!(quote["type"], "quote");
+        assert_eq!(quote["channel"], "quotes:BTC-USDT");
+        assert_eq!(quote["data"]["instrument"], 1);
+        let seq = quote["seq"].as_u64().unwrap();
+        assert!(seq > last_seq, "sequence numbers increase");
+        last_seq = seq;
+    }
+    ws.close(None).await.unwrap();
     s.stop().await;
 }

@@ -2,3 +2,4 @@
 //! `crate::routes`).
 
 pub mod market;
+pub mod ws;
