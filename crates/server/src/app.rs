@@ -17,6 +17,16 @@ use crate::runtime::Runtime;
 pub struct AppState {
     pub runtime: Arc<Runtime>,
     pub config: Arc<crate::config::Config>,
+    pub limits: Arc<crate::limits::Limits>,
+}
+
+impl AppState {
+    #[must_use]
+    pub fn new(runtime: Arc<Runtime>, config: Arc<crate::config::Config>) -> Self {
+        let limits =
+            crate::limits::Limits::new(config.rate_limit.per_ip_per_minute, config.rate_limit.per_token_per_minute);
+        Self { runtime, config, limits: Arc::new(limits) }
+    }
 }
 
 /// The whole router. Tests call it with `oneshot` or serve it on port 0.
@@ -27,7 +37,12 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/status", get(status))
         .merge(crate::api::market::routes())
         .merge(crate::api::ws::routes())
+        .merge(crate::api::trading::routes())
+        .merge(crate::routes::auth::routes())
         .fallback(not_found)
+        // Oversized bodies are refused before a handler reads them (413).
+        .layer(axum::extract::DefaultBodyLimit::max(state.config.server.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::limits::enforce))
         .with_state(state)
 }
 

@@ -142,6 +142,17 @@ fn field_of(message: &str) -> Option<String> {
     None
 }
 
+/// `role` from `Failed to deserialize the JSON body into the target type:
+/// role: unknown variant ...` (or `Failed to parse the request body as
+/// JSON: role: expected value ...`): the path serde reports before its message.
+fn path_of(detail: &str) -> Option<String> {
+    let rest = ["into the target type: ", "request body as JSON: "]
+        .iter()
+        .find_map(|prefix| detail.split_once(prefix).map(|(_, rest)| rest))?;
+    let (path, _) = rest.split_once(": ")?;
+    (!path.is_empty() && path != "." && !path.contains(char::is_whitespace)).then(|| path.to_string())
+}
+
 /// JSON body extractor whose failures are problem+json 4xx answers naming
 /// the field, instead of axum's plain-text rejections.
 #[derive(Debug, Clone, Copy, Default)]
@@ -173,12 +184,19 @@ fn json_rejection(rejection: &JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonDataError(_) => {
             let error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", text.clone());
-            match field_of(&text) {
+            match field_of(&text).or_else(|| path_of(&text)) {
                 Some(field) => error.with_field(field),
                 None => error,
             }
         }
-        JsonRejection::JsonSyntaxError(_) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", text),
+        JsonRejection::JsonSyntaxError(_) => {
+            let field = path_of(&text);
+            let error = ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", text);
+            match field {
+                Some(field) => error.with_field(field),
+                None => error,
+            }
+        }
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
@@ -262,6 +280,33 @@ mod tests {
         ];
         for (name, message, expected) in cases {
             assert_eq!(field_of(message).as_deref(), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn paths_are_read_from_axum_messages() {
+        let cases = [
+            (
+                "type",
+                "Failed to deserialize the JSON body into the target type: disabled: invalid type: string \"x\", \
+                 expected a boolean at line 1 column 17",
+                Some("disabled"),
+            ),
+            (
+                "nested",
+                "Failed to deserialize the JSON body into the target type: scopes[0]: unknown variant `fly`",
+                Some("scopes[0]"),
+            ),
+            (
+                "syntax",
+                "Failed to parse the request body as JSON: role: expected value at line 1 column 37",
+                Some("role"),
+            ),
+            ("no path", "Failed to deserialize the JSON body into the target type: invalid type: null", None),
+            ("eof", "Failed to parse the request body as JSON: EOF while parsing a value at line 1 column 12", None),
+        ];
+        for (name, message, expected) in cases {
+            assert_eq!(path_of(message).as_deref(), expected, "{name}");
         }
     }
 

@@ -5,8 +5,11 @@
 pub mod accounts;
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod feed;
+pub mod limits;
+pub mod routes;
 pub mod runtime;
 pub mod serve;

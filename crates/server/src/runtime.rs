@@ -82,14 +82,20 @@ impl Runtime {
             .await
     }
 
-    /// Creates a paper account with every paper instrument and `cash`.
+    /// Creates a paper account with every paper instrument and `cash`,
+    /// owned by `owner` (account and ownership written together).
     pub async fn open_paper_account(
         &self,
         name: &str,
         currency: Currency,
         cash: Money,
+        owner: Option<store::auth::UserId>,
     ) -> Result<AccountHandle, RuntimeError> {
-        let id = self.store.create_account(name, currency, (self.options.clock)()).await?;
+        let now = (self.options.clock)();
+        let id = match owner {
+            Some(user) => self.store.create_owned_account(name, currency, now, user).await?,
+            None => self.store.create_account(name, currency, now).await?,
+        };
         let handle = self.spawn_account(id, currency).await?;
         for instrument in &self.options.instruments {
             handle.command(Command::AddInstrument { instrument: instrument.clone() }).await?;
@@ -98,6 +104,10 @@ impl Runtime {
             self.options.instruments.iter().map(|i| i.quote_currency).chain(std::iter::once(currency)).collect();
         for c in currencies {
             handle.command(Command::AdjustCash { currency: c, amount: cash }).await?;
+        }
+        // Marks straight away, so a first market order has a price to be checked against.
+        for quote in self.latest_quotes() {
+            handle.quote(quote);
         }
         self.accounts.write().await.insert(id, handle.clone());
         Ok(handle)

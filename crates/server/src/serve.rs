@@ -39,6 +39,8 @@ pub enum ServeError {
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("the server stopped with an error: {0}")]
     Server(std::io::Error),
+    #[error("cannot create the first admin: {0}")]
+    Admin(crate::auth::AuthError),
 }
 
 /// Sets up logging once: human-readable or JSON, filtered by `log.level`
@@ -82,6 +84,8 @@ pub fn paper_specs(config: &Config) -> Result<Vec<MarketSpec>, ServeError> {
 #[derive(Debug)]
 pub struct Started {
     pub state: AppState,
+    /// The first admin's generated one-time password, on the very first start.
+    pub admin_password: Option<String>,
     stop_market: watch::Sender<bool>,
     market: tokio::task::JoinHandle<()>,
 }
@@ -112,6 +116,7 @@ pub async fn start(config: Config) -> Result<Started, ServeError> {
         clock: accounts::wall_clock,
         max_batch: 512,
     };
+    let admin_password = crate::auth::ensure_admin(&store, &config).await.map_err(ServeError::Admin)?;
     let runtime = Runtime::start(store, options).await?;
     let seed = config.paper.seed.unwrap_or_else(|| {
         // Without a configured seed each start walks differently.
@@ -119,7 +124,7 @@ pub async fn start(config: Config) -> Result<Started, ServeError> {
     });
     let (stop_market, stop) = watch::channel(false);
     let market = crate::feed::spawn(Arc::clone(&runtime), specs, config.paper.ticks_per_second, seed, stop);
-    Ok(Started { state: AppState { runtime, config: Arc::new(config) }, stop_market, market })
+    Ok(Started { state: AppState::new(runtime, Arc::new(config)), admin_password, stop_market, market })
 }
 
 /// `tradecore serve`: runs until SIGINT or SIGTERM.
@@ -130,6 +135,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Listen { addr, source })?;
     let local = listener.local_addr().map_err(|source| ServeError::Listen { addr, source })?;
     tracing::info!(%local, database = started.state.runtime.store.backend(), "tradecore is listening");
+    if let Some(password) = &started.admin_password {
+        // Shown once: it is stored only as a hash.
+        println!("first start: sign in as 'admin' with the one-time password {password}");
+    }
     println!("tradecore is listening on http://{local}");
     let router = app(started.state.clone());
     let (signal_tx, signal_rx) = watch::channel(false);

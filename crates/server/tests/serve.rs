@@ -17,6 +17,10 @@ struct TestServer {
 }
 
 async fn start(backend: &str) -> TestServer {
+    start_with(backend, &[]).await
+}
+
+async fn start_with(backend: &str, extra: &[(&str, &str)]) -> TestServer {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let name = format!("tc_serve_{}_{n}", std::process::id());
     let dir = std::env::temp_dir().join(&name);
@@ -39,6 +43,8 @@ async fn start(backend: &str) -> TestServer {
         ("TRADECORE_PAPER__TICKS_PER_SECOND".to_string(), "20".to_string()),
         ("TRADECORE_PAPER__SEED".to_string(), "7".to_string()),
     ];
+    let env: Vec<(String, String)> =
+        env.into_iter().chain(extra.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string()))).collect();
     let config = server::config::load(None, &env).unwrap();
     let started = serve::start(config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -78,6 +84,7 @@ both_backends!(
     the_paper_market_runs,
     market_data_endpoints,
     websocket_streams_quotes,
+    rate_limits_and_body_size,
 );
 
 async fn health_readiness_and_status(backend: &str) {
@@ -189,5 +196,35 @@ async fn websocket_streams_quotes(backend: &str) {
         last_seq = seq;
     }
     ws.close(None).await.unwrap();
+    s.stop().await;
+}
+
+async fn rate_limits_and_body_size(backend: &str) {
+    let s = start_with(
+        backend,
+        &[("TRADECORE_RATE_LIMIT__PER_IP_PER_MINUTE", "5"), ("TRADECORE_SERVER__MAX_BODY_BYTES", "1024")],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    for i in 0..5 {
+        let r = client.get(format!("{}/api/v1/quotes", s.base)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "request {i} is within the allowance");
+    }
+    let limited = client.get(format!("{}/api/v1/quotes", s.base)).send().await.unwrap();
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(limited.headers()["content-type"], "application/problem+json");
+    s.stop().await;
+
+    let s = start_with(backend, &[("TRADECORE_SERVER__MAX_BODY_BYTES", "1024")]).await;
+    let big = format!("{{\"username\":\"{}\",\"password\":\"x\"}}", "a".repeat(4096));
+    let r = client
+        .post(format!("{}/api/v1/auth/login", s.base))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
     s.stop().await;
 }

@@ -26,6 +26,7 @@ macro_rules! on_pool {
     };
 }
 
+pub mod auth;
 mod commit;
 mod market;
 

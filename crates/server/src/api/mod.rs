@@ -2,4 +2,5 @@
 //! `crate::routes`).
 
 pub mod market;
+pub mod trading;
 pub mod ws;

@@ -1,0 +1,464 @@
+//! Trading accounts and orders.
+//!
+//! Every route is scoped to the caller's own accounts: an account that
+//! exists but belongs to someone else answers 404, exactly like one that
+//! does not exist, so ids cannot be probed. Reads need the `read` scope,
+//! writes the `trade` scope.
+//!
+//! An order is answered only once its events are durable. A submission the
+//! risk checks refuse is journaled too, and answered 422 with the stable
+//! reason as the problem's `code` (for example `insufficient_cash`).
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use engine::{Command, OrderRequest, Submission};
+use model::{
+    ClientOrderId, InstrumentId, Money, Order, OrderId, OrderStatus, OrderType, Price, Quantity, Side, TimeInForce,
+};
+use serde::{Deserialize, Serialize};
+use store::{AccountId, OrderQuery};
+
+use crate::accounts::{AccountError, AccountHandle};
+use crate::app::AppState;
+use crate::auth::{Caller, Scope};
+use crate::error::{ApiError, Json, Path, Query};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/accounts", post(create_account).get(list_accounts))
+        .route("/api/v1/accounts/{account}", get(account_summary))
+        .route("/api/v1/accounts/{account}/positions", get(positions))
+        .route("/api/v1/accounts/{account}/balances", get(balances))
+        .route("/api/v1/accounts/{account}/orders", post(submit).get(list_orders).delete(cancel_all))
+        .route("/api/v1/accounts/{account}/orders/{order}", get(get_order).delete(cancel))
+        .route("/api/v1/accounts/{account}/fills", get(fills))
+}
+
+fn store_error(e: &store::StoreError) -> ApiError {
+    ApiError::internal(e)
+}
+
+/// The caller's account, or 404.
+async fn owned(state: &AppState, caller: &Caller, account: AccountId) -> Result<AccountHandle, ApiError> {
+    let owner = state.runtime.store.account_owner(account).await.map_err(|e| store_error(&e))?;
+    if owner != Some(caller.user_id) {
+        return Err(ApiError::not_found("account"));
+    }
+    state
+        .runtime
+        .account(account)
+        .await
+        .ok_or_else(|| ApiError::unavailable("the account is not running; try again shortly"))
+}
+
+fn account_error(e: AccountError) -> ApiError {
+    match e {
+        AccountError::Engine(engine::EngineError::ClientOrderIdConflict(id)) => ApiError::conflict(
+            "client_order_id_conflict",
+            format!("client order id '{id}' was already used for a different order"),
+        )
+        .with_field("client_order_id"),
+        AccountError::Engine(engine::EngineError::UnknownOrder(_)) => ApiError::not_found("order"),
+        AccountError::Engine(engine::EngineError::OrderNotOpen { order_id, status }) => {
+            ApiError::conflict("order_not_open", format!("order {order_id} is {status}"))
+        }
+        AccountError::Engine(e) => ApiError::bad_request(e.to_string()),
+        AccountError::Stopped => ApiError::unavailable("the account is restarting; try again shortly"),
+        other => ApiError::internal(&other),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAccount {
+    name: String,
+    /// Starting cash in each currency the paper instruments are quoted in.
+    starting_cash: Option<Money>,
+}
+
+#[derive(Debug, Serialize)]
+struct AccountView {
+    id: AccountId,
+    name: String,
+    base_currency: String,
+}
+
+async fn create_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<NewAccount>,
+) -> Result<Response, ApiError> {
+    caller.require_scope(Scope::Trade)?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(ApiError::invalid("name", "the name must be 1 to 64 characters"));
+    }
+    let cash = body.starting_cash.unwrap_or(state.config.paper.starting_cash);
+    if !cash.is_positive() || cash > Money::from_int(1_000_000_000_000) {
+        return Err(ApiError::invalid("starting_cash", "starting cash must be positive and at most 10^12"));
+    }
+    let currency = model::Currency::parse("USD").map_err(|e| ApiError::internal(&e))?;
+    let handle = state
+        .runtime
+        .open_paper_account(name, currency, cash, Some(caller.user_id))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let view = AccountView { id: handle.id, name: name.to_string(), base_currency: currency.to_string() };
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+async fn list_accounts(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<AccountView>>, ApiError> {
+    caller.require_scope(Scope::Read)?;
+    let rows = state.runtime.store.owned_accounts(caller.user_id).await.map_err(|e| store_error(&e))?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| AccountView { id: r.id, name: r.name, base_currency: r.base_currency.to_string() })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Serialize)]
+struct PositionView {
+    symbol: String,
+    instrument: InstrumentId,
+    quantity: Quantity,
+    average_price: Option<Price>,
+    mark: Option<Price>,
+    market_value: Money,
+    unrealized_pnl: Money,
+    realized_pnl: Money,
+    fees: Money,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    id: AccountId,
+    equity: Money,
+    balances: Vec<(String, Money)>,
+    positions: Vec<PositionView>,
+    open_orders: usize,
+    trading_state: engine::TradingState,
+    global_trading_state: engine::TradingState,
+}
+
+/// Live figures from the account's engine: equity and positions at the latest marks.
+async fn account_summary(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account): Path<AccountId>,
+) -> Result<Json<Summary>, ApiError> {
+    caller.require_scope(Scope::Read)?;
+    let handle = owned(&state, &caller, account).await?;
+    let s = handle.state().await.map_err(account_error)?;
+    Ok(Json(Summary {
+        id: account,
+        equity: s.equity(),
+        balances: s.balances.iter().map(|(c, m)| (c.to_string(), *m)).collect(),
+        positions: s
+            .books
+            .iter()
+            .filter(|b| !b.position.quantity.is_zero() || !b.position.realized_pnl.is_zero())
+            .map(|b| PositionView {
+                symbol: b.instrument.symbol.clone(),
+                instrument: b.instrument.id,
+                quantity: b.position.quantity,
+                average_price: b.position.average_price(b.instrument.multiplier),
+                mark: b.mark,
+                market_value: b.market_value(),
+                unrealized_pnl: b.unrealized_pnl(),
+                realized_pnl: b.position.realized_pnl,
+                fees: b.position.fees,
+            })
+            .collect(),
+        open_orders: s.open_orders.len(),
+        trading_state: s.account_state,
+        global_trading_state: s.global_state,
+    }))
+}
+
+async fn positions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account): Path<AccountId>,
+) -> Result<Json<Vec<model::account::Position>>, ApiError> {
+    caller.require_scope(Scope::Read)?;
+    owned(&state, &caller, account).await?;
+    Ok(Json(state.runtime.store.positions(account).await.map_err(|e| store_error(&e))?))
+}
+
+async fn balances(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account): Path<AccountId>,
+) -> Result<Json<Vec<(String, Money)>>, ApiError> {
+    caller.require_scope(Scope::Read)?;
+    owned(&state, &caller, account).await?;
+    let rows = state.runtime.store.balances(account).await.map_err(|e| store_error(&e))?;
+    Ok(Json(rows.into_iter().map(|(c, m)| (c.to_string(), m)).collect()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewOrder {
+    client_order_id: String,
+    symbol: String,
+    side: Side,
+    #[serde(rename = "type")]
+    order_type: String,
+    quantity: Quantity,
+    price: Option<Price>,
+    trigger_price: Option<Price>,
+    #[serde(default)]
+    time_in_force: TimeInForce,
+    #[serde(default)]
+    reduce_only: bool,
+}
+
+impl NewOrder {
+    fn into_request(self, state: &AppState) -> Result<OrderRequest, ApiError> {
+        let client_order_id =
+            ClientOrderId::parse(&self.client_order_id).map_err(|e| ApiError::invalid("client_order_id", e))?;
+        let instrument = state
+            .runtime
+            .instruments()
+            .iter()
+            .find(|i| i.symbol.eq_ignore_ascii_case(&self.symbol))
+            .ok_or_else(|| ApiError::invalid("symbol", format!("unknown symbol '{}'", self.symbol)))?
+            .id;
+        let need = |field: &str, v: Option<Price>| {
+            v.ok_or_else(|| ApiError::invalid(field, format!("a {} order needs {field}", self.order_type)))
+        };
+        let order_type = match self.order_type.as_str() {
+            "market" => OrderType::Market,
+            "limit" => OrderType::Limit { price: need("price", self.price)? },
+            "stop" => OrderType::Stop { trigger_price: need("trigger_price", self.trigger_price)? },
+            "stop_limit" => OrderType::StopLimit {
+                trigger_price: need("trigger_price", self.trigger_price)?,
+                price: need("price", self.price)?,
+            },
+            other => {
+                return Err(ApiError::invalid(
+                    "type",
+                    format!("unknown order type '{other}'; expected market, limit, stop or stop_limit"),
+                ));
+            }
+        };
+        if matches!(order_type, OrderType::Market | OrderType::Stop { .. }) && self.price.is_some() {
+            return Err(ApiError::invalid("price", format!("a {} order takes no price", self.order_type)));
+        }
+        if !self.quantity.is_positive() {
+            return Err(ApiError::invalid("quantity", "the quantity must be positive"));
+        }
+        Ok(OrderRequest {
+            client_order_id,
+            instrument,
+            side: self.side,
+            order_type,
+            time_in_force: self.time_in_force,
+            quantity: self.quantity,
+            reduce_only: self.reduce_only,
+            reference_price: None,
+        })
+    }
+}
+
+async fn submit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account): Path<AccountId>,
+    Json(body): Json<NewOrder>,
+) -> Result<Response, ApiError> {
+    caller.require_scope(Scope::Trade)?;
+    let handle = owned(&state, &caller, account).await?;
+    let request = body.into_request(&state)?;
+    let placed = handle.submit(request).await.map_err(account_error)?;
+    match placed.submission {
+        Submission::Sent(_) => Ok((StatusCode::CREATED, Json(placed.order)).into_response()),
+        Submission::Duplicate(_) => Ok((StatusCode::OK, Json(placed.order)).into_response()),
+        Submission::Denied(id, reason) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            reason.code(),
+            format!("order {id} was refused: {}", reason.message()),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderListQuery {
+    status: Option<String>,
+    symbol: Option<String>,
+    before: Option<u64>,
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct Page<T> {
+    items: Vec<T>,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    next_before: Option<u64>,
+}
+
+const MAX_PAGE: u32 = 500;
+
+fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(100),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::invalid("limit", format!("limit must be from 1 to {MAX_PAGE}"))),
+    }
+}
+
+async fn list_orders(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account): Path<AccountId>,
+    Query(q): Query<OrderListQuery>,
+) -> Result<Json<Page<Order>>, ApiError> {
+    caller.require_scope(Scope::Read)?;
+    owned(&state, &caller, account).await?;
+    let limit = page_limit(q.limit)?;
+    let (open_only, status) = match q.status.as_deref() {
+        None => (false, None),
+        Some("open") => (true, None),
+        Some(s) => (false, Some(parse_status(s)?)),
+    };
+    let instrument = match &q.symbol {
+        None => None,
+        Some(symbol) => Some(
+            state
+                .runtime
+                .instruments()
+                .iter()
+                .find(|i| i.symbol.eq_ignore_ascii_case(symbol))
+                .ok_or_else(|| ApiError::invalid("symbol", format!("unknown symbol '{symbol}'")))?
+                .id,
+        ),
+    };
+    let query = OrderQuery { open_only, status, instrument, before: q.before.map(OrderId), limit };
+    let items = state.runtime.store.orders(account, &query).await.map_err(|e| store_error(&e))?;
+    let next_before = if items.len() == limit as usize { items.last().map(|o| o.id.0) } else { None };
+    Ok(Json(Page { items, next_before }))
+}
+
+fn parse_status(s: &str) -> Result<OrderStatus, ApiError> {
+    const ALL: [OrderStatus; 8] = [
+        OrderStatus::New,
+        OrderStatus::Accepted,
+        OrderStatus::PartiallyFilled,
+        OrderStatus::PendingCancel,
+        OrderStatus::Filled,
+        OrderStatus::Cancelled,
+        OrderStatus::Rejected,
+        OrderStatus::Expired,
+    ];
+    ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
+        ApiError::invalid(
+            "status",
+            format!(
+                "unknown status '{s}'; expected open, {}",
+                ALL.iter().map(|st| st.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        )
+    })
+}
+
+async fn get_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((account, order)): Path<(AccountId, u64)>,
+) -> Result<Json<Order>, ApiError> {
+    caller.require_scope(Scope::Read)?;
+    owned(&state, &caller, account).await?;
+    let order = state.runtime.store.order(account, OrderId(order)).await.map_err(|e| store_error(&e))?;
+    order.map(Json).ok_or_else(|| ApiError::not_found("order"))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((account, order)): Path<(AccountId, u64)>,
+) -> Result<Response, ApiError> {
+    caller.require_scope(Scope::Trade)?;
+    let handle = owned(&state, &caller, account).await?;
+    handle.command(Command::CancelOrder { order_id: OrderId(order) }).await.map_err(account_error)?;
+    let current = handle.state().await.map_err(account_error)?.orders.get(&OrderId(order)).cloned();
+    match current {
+        Some(order) => Ok((StatusCode::ACCEPTED, Json(order)).into_response()),
+        None => Err(ApiError::not_found("order")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelAllQuery {
+    symbol: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Cancelled {
+    cancel_requested: usize,
+}
+
+async fn cancel_all(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account): Path<AccountId>,
+    Query(q): Query<CancelAllQuery>,
+) -> Result<Json<Cancelled>, ApiError> {
+    caller.require_scope(Scope::Trade)?;
+    let handle = owned(&state, &caller, account).await?;
+    let instrument = match &q.symbol {
+        None => None,
+        Some(symbol) => Some(
+            state
+                .runtime
+                .instruments()
+                .iter()
+                .find(|i| i.symbol.eq_ignore_ascii_case(symbol))
+                .ok_or_else(|| ApiError::invalid("symbol", format!("unknown symbol '{symbol}'")))?
+                .id,
+        ),
+    };
+    let before = handle.state().await.map_err(account_error)?.open_orders.len();
+    handle.command(Command::CancelAll { instrument }).await.map_err(account_error)?;
+    let after = handle.state().await.map_err(account_error)?;
+    let still_open = after
+        .open_orders
+        .iter()
+        .filter_map(|id| after.orders.get(id))
+        .filter(|o| o.status != OrderStatus::PendingCancel)
+        .count();
+    Ok(Json(Cancelled { cancel_requested: before.saturating_sub(still_open) }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FillQuery {
+    before: Option<u64>,
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct FillView {
+    seq: u64,
+    #[serde(flatten)]
+    fill: model::Fill,
+}
+
+async fn fills(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account): Path<AccountId>,
+    Query(q): Query<FillQuery>,
+) -> Result<Json<Page<FillView>>, ApiError> {
+    caller.require_scope(Scope::Read)?;
+    owned(&state, &caller, account).await?;
+    let limit = page_limit(q.limit)?;
+    let rows = state.runtime.store.fills(account, q.before, limit).await.map_err(|e| store_error(&e))?;
+    let next_before = if rows.len() == limit as usize { rows.last().map(|(seq, _)| *seq) } else { None };
+    Ok(Json(Page { items: rows.into_iter().map(|(seq, fill)| FillView { seq, fill }).collect(), next_before }))
+}

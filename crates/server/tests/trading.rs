@@ -1,0 +1,318 @@
+//! Paper trading over real HTTP against a server started as `serve` starts
+//! it, on SQLite and PostgreSQL: sign in, open an account, trade to a fill,
+//! idempotency, scoping between users, bad input, and a restart.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use server::serve::{self, Started};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+struct Db {
+    url: String,
+    cleanup: Option<(String, String)>,
+    dir: std::path::PathBuf,
+}
+
+async fn database(backend: &str) -> Db {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = format!("tc_trading_{}_{n}", std::process::id());
+    let dir = std::env::temp_dir().join(&name);
+    if backend == "sqlite" {
+        return Db { url: format!("sqlite:{}", dir.join("tradecore.db").display()), cleanup: None, dir };
+    }
+    let admin = std::env::var("TRADECORE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let store =
+        store::Store::connect(&admin, store::StoreOptions { max_connections: 1, ..Default::default() }).await.unwrap();
+    store.execute_admin(&format!("CREATE DATABASE {name}")).await.unwrap();
+    store.close().await;
+    let base = admin.rsplit_once('/').unwrap().0.to_string();
+    Db { url: format!("{base}/{name}"), cleanup: Some((format!("{base}/postgres"), name)), dir }
+}
+
+impl Db {
+    async fn drop_db(self) {
+        if let Some((admin, name)) = self.cleanup
+            && let Ok(store) =
+                store::Store::connect(&admin, store::StoreOptions { max_connections: 1, ..Default::default() }).await
+        {
+            let _ = store.execute_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+            store.close().await;
+        }
+        let _ = std::fs::remove_dir_all(self.dir);
+    }
+}
+
+struct Server {
+    base: String,
+    started: Started,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start(db: &Db) -> Server {
+    let env = vec![
+        ("TRADECORE_DATABASE__URL".to_string(), db.url.clone()),
+        ("TRADECORE_AUTH__ADMIN_PASSWORD".to_string(), ADMIN_PASSWORD.to_string()),
+        ("TRADECORE_PAPER__TICKS_PER_SECOND".to_string(), "20".to_string()),
+        ("TRADECORE_PAPER__SEED".to_string(), "3".to_string()),
+    ];
+    let config = server::config::load(None, &env).unwrap();
+    let started = serve::start(config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = server::app::app(started.state.clone());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
+    });
+    Server { base, started, task }
+}
+
+impl Server {
+    async fn stop(self) {
+        self.task.abort();
+        self.started.stop().await;
+    }
+}
+
+/// A signed-in client using a bearer token with read and trade scopes.
+struct User {
+    http: Client,
+    base: String,
+    token: String,
+}
+
+impl User {
+    async fn sign_in(base: &str, username: &str, password: &str) -> Self {
+        let http = Client::builder().cookie_store(true).build().unwrap();
+        let login = http
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), StatusCode::OK, "login as {username}: {}", login.text().await.unwrap_or_default());
+        let csrf = login.json::<Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_string();
+        let token = http
+            .post(format!("{base}/api/v1/tokens"))
+            .header("X-CSRF-Token", &csrf)
+            .json(&json!({"name": "tests", "scopes": if username == "admin" { json!(["read", "trade", "admin"]) } else { json!(["read", "trade"]) }}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(token.status(), StatusCode::CREATED, "token: {}", token.text().await.unwrap_or_default());
+        let token = token.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+        Self { http: Client::new(), base: base.to_string(), token }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+}
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name("sqlite").await; } )* }
+        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name("postgres").await; } )* }
+    };
+}
+
+both_backends!(
+    trade_to_a_fill_and_survive_a_restart,
+    other_users_accounts_are_invisible,
+    bad_orders_are_refused_and_change_nothing
+);
+
+async fn open_account(user: &User) -> i64 {
+    let (status, body) = user.post("/api/v1/accounts", json!({"name": "paper", "starting_cash": "100000"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_i64().unwrap()
+}
+
+async fn trade_to_a_fill_and_survive_a_restart(backend: &str) {
+    let db = database(backend).await;
+    let server = start(&db).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
+    let account = open_account(&admin).await;
+    let orders = format!("/api/v1/accounts/{account}/orders");
+
+    // A market buy fills against the paper market's ask.
+    let order =
+        json!({"client_order_id": "buy-1", "symbol": "AAPL", "side": "buy", "type": "market", "quantity": "10"});
+    let (status, placed) = admin.post(&orders, order.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+    let order_id = placed["id"].as_u64().unwrap();
+    // Submitting the same client order id again returns the same order.
+    let (status, again) = admin.post(&orders, order).await;
+    assert_eq!((status, again["id"].as_u64()), (StatusCode::OK, Some(order_id)));
+
+    let mut filled = Value::Null;
+    for _ in 0..50 {
+        let (_, o) = admin.get(&format!("{orders}/{order_id}")).await;
+        if o["status"] == "filled" {
+            filled = o;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(filled["status"], "filled", "the market order fills on the next quote");
+    let (_, summary) = admin.get(&format!("/api/v1/accounts/{account}")).await;
+    assert_eq!(summary["positions"][0]["symbol"], "AAPL");
+    assert_eq!(summary["positions"][0]["quantity"], "10");
+    let (_, fills) = admin.get(&format!("/api/v1/accounts/{account}/fills")).await;
+    assert_eq!(fills["items"].as_array().unwrap().len(), 1);
+
+    // A resting limit far from the market, then cancelled.
+    let (status, resting) = admin
+        .post(&orders, json!({"client_order_id": "rest-1", "symbol": "AAPL", "side": "buy", "type": "limit", "price": "1.00", "quantity": "1"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{resting}");
+    let resting_id = resting["id"].as_u64().unwrap();
+    let (_, open) = admin.get(&format!("{orders}?status=open")).await;
+    assert_eq!(open["items"].as_array().unwrap().len(), 1);
+    let (status, cancelled) = admin.call(reqwest::Method::DELETE, &format!("{orders}/{resting_id}"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{cancelled}");
+
+    // Restart on the same database: everything acknowledged is still there.
+    server.stop().await;
+    let server = start(&db).await;
+    let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
+    let (_, after) = admin.get(&format!("{orders}/{order_id}")).await;
+    assert_eq!(after["status"], "filled");
+    let (_, after) = admin.get(&format!("{orders}/{resting_id}")).await;
+    assert_eq!(after["status"], "cancelled");
+    let (_, summary) = admin.get(&format!("/api/v1/accounts/{account}")).await;
+    assert_eq!(summary["positions"][0]["quantity"], "10");
+    server.stop().await;
+    db.drop_db().await;
+}
+
+async fn other_users_accounts_are_invisible(backend: &str) {
+    let db = database(backend).await;
+    let server = start(&db).await;
+    let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
+    let account = open_account(&admin).await;
+    let (status, body) = admin
+        .post("/api/v1/users", json!({"username": "bob", "password": "bob's long password", "role": "trader"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let bob = User::sign_in(&server.base, "bob", "bob's long password").await;
+    let (_, mine) = bob.get("/api/v1/accounts").await;
+    assert_eq!(mine.as_array().unwrap().len(), 0);
+    for path in [
+        format!("/api/v1/accounts/{account}"),
+        format!("/api/v1/accounts/{account}/orders"),
+        format!("/api/v1/accounts/{account}/fills"),
+        format!("/api/v1/accounts/{account}/positions"),
+    ] {
+        let (status, body) = bob.get(&path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+    }
+    let (status, _) = bob
+        .post(
+            &format!("/api/v1/accounts/{account}/orders"),
+            json!({"client_order_id": "x", "symbol": "SPY", "side": "buy", "type": "market", "quantity": "1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Without credentials nothing is readable.
+    let anonymous = reqwest::get(format!("{}/api/v1/accounts", server.base)).await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    server.stop().await;
+    db.drop_db().await;
+}
+
+async fn bad_orders_are_refused_and_change_nothing(backend: &str) {
+    let db = database(backend).await;
+    let server = start(&db).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
+    let account = open_account(&admin).await;
+    let orders = format!("/api/v1/accounts/{account}/orders");
+    let base = json!({"client_order_id": "ok-1", "symbol": "SPY", "side": "buy", "type": "limit", "price": "10", "quantity": "1"});
+    let with = |key: &str, value: Value| {
+        let mut b = base.clone();
+        b[key] = value;
+        b
+    };
+    let mut without_price = base.clone();
+    without_price.as_object_mut().unwrap().remove("price");
+    let mut extra = base.clone();
+    extra["colour"] = json!("red");
+    let cases: Vec<(&str, Value, u16, &str, Option<&str>)> = vec![
+        ("unknown field", extra, 422, "validation_failed", Some("colour")),
+        ("wrong type", with("quantity", json!(1.5)), 422, "validation_failed", None),
+        ("not a decimal", with("quantity", json!("lots")), 422, "validation_failed", None),
+        ("zero quantity", with("quantity", json!("0")), 422, "validation_failed", Some("quantity")),
+        ("unknown symbol", with("symbol", json!("DOGE")), 422, "validation_failed", Some("symbol")),
+        ("unknown type", with("type", json!("iceberg")), 422, "validation_failed", Some("type")),
+        ("limit without price", without_price, 422, "validation_failed", Some("price")),
+        (
+            "bad client id",
+            with("client_order_id", json!("has spaces")),
+            422,
+            "validation_failed",
+            Some("client_order_id"),
+        ),
+        ("off lot", with("quantity", json!("1.5")), 422, "lot_size", None),
+        ("too expensive", with("quantity", json!("100000")), 422, "insufficient_cash", None),
+        ("short in a cash account", with("side", json!("sell")), 422, "short_not_allowed", None),
+    ];
+    for (n, (name, mut body, status, code, field)) in cases.into_iter().enumerate() {
+        // A refused order keeps its client order id, so each case needs its own.
+        if body["client_order_id"] == "ok-1" {
+            body["client_order_id"] = json!(format!("case-{n}"));
+        }
+        let (got, problem) = admin.post(&orders, body).await;
+        assert_eq!(got.as_u16(), status, "{name}: {problem}");
+        assert_eq!(problem["code"], code, "{name}: {problem}");
+        if let Some(field) = field {
+            assert_eq!(problem["field"], field, "{name}: {problem}");
+        }
+    }
+    // Malformed JSON and a missing content type are 4xx too.
+    let raw = admin
+        .http
+        .post(format!("{}{orders}", server.base))
+        .bearer_auth(&admin.token)
+        .body("{not json")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
+    let (status, _) = admin.get(&format!("{orders}?limit=0")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = admin.get(&format!("{orders}?status=sideways")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = admin.get(&format!("{orders}/999999")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Only the risk-refused orders were journaled (as rejected); nothing else was written.
+    let (_, all) = admin.get(&orders).await;
+    let statuses: Vec<&str> = all["items"].as_array().unwrap().iter().map(|o| o["status"].as_str().unwrap()).collect();
+    assert!(statuses.iter().all(|s| *s == "rejected"), "{statuses:?}");
+    let (_, summary) = admin.get(&format!("/api/v1/accounts/{account}")).await;
+    assert_eq!(summary["open_orders"], 0);
+    server.stop().await;
+    db.drop_db().await;
+}
