@@ -48,6 +48,8 @@ pub struct Runtime {
     options: RuntimeOptions,
     quotes: broadcast::Sender<Quote>,
     latest: std::sync::RwLock<HashMap<model::InstrumentId, Quote>>,
+    /// The global kill switch, applied to every account (and to new ones).
+    global_state: RwLock<engine::TradingState>,
     started: Instant,
 }
 
@@ -68,10 +70,14 @@ impl Runtime {
             options,
             quotes,
             latest: std::sync::RwLock::new(HashMap::new()),
+            global_state: RwLock::new(engine::TradingState::Active),
             started: Instant::now(),
         });
         for row in store.accounts().await? {
             let handle = runtime.spawn_account(row.id, row.base_currency).await?;
+            // Every account journals the global switch; any of them tells its state.
+            let global = handle.state().await?.global_state;
+            *runtime.global_state.write().await = global;
             runtime.accounts.write().await.insert(row.id, handle);
         }
         Ok(runtime)
@@ -105,12 +111,38 @@ impl Runtime {
         for c in currencies {
             handle.command(Command::AdjustCash { currency: c, amount: cash }).await?;
         }
+        // Held until the account is registered, so a global switch flipped
+        // meanwhile waits and then reaches this account too.
+        let global_guard = self.global_state.read().await;
+        let global = *global_guard;
+        if global != engine::TradingState::Active {
+            handle.command(Command::SetTradingState { scope: engine::SwitchScope::Global, state: global }).await?;
+        }
         // Marks straight away, so a first market order has a price to be checked against.
         for quote in self.latest_quotes() {
             handle.quote(quote);
         }
         self.accounts.write().await.insert(id, handle.clone());
+        drop(global_guard);
         Ok(handle)
+    }
+
+    /// The global kill switch.
+    pub async fn global_state(&self) -> engine::TradingState {
+        *self.global_state.read().await
+    }
+
+    /// Sets the global kill switch on every account, durably; returns how
+    /// many accounts it reached. Accounts opened later start with it.
+    pub async fn set_global_state(&self, state: engine::TradingState) -> Result<usize, RuntimeError> {
+        // Held for the whole change so a concurrent account opening cannot miss it.
+        let mut global = self.global_state.write().await;
+        let handles: Vec<AccountHandle> = self.accounts.read().await.values().cloned().collect();
+        for handle in &handles {
+            handle.command(Command::SetTradingState { scope: engine::SwitchScope::Global, state }).await?;
+        }
+        *global = state;
+        Ok(handles.len())
     }
 
     pub async fn account(&self, id: AccountId) -> Option<AccountHandle> {

@@ -139,8 +139,13 @@ macro_rules! both_backends {
 both_backends!(
     trade_to_a_fill_and_survive_a_restart,
     other_users_accounts_are_invisible,
-    bad_orders_are_refused_and_change_nothing
+    bad_orders_are_refused_and_change_nothing,
+    kill_switches_halt_and_close_only,
 );
+
+async fn put(user: &User, path: String, state: &str) -> (StatusCode, Value) {
+    user.call(reqwest::Method::PUT, &path, Some(json!({ "state": state }))).await
+}
 
 async fn open_account(user: &User) -> i64 {
     let (status, body) = user.post("/api/v1/accounts", json!({"name": "paper", "starting_cash": "100000"})).await;
@@ -313,6 +318,62 @@ async fn bad_orders_are_refused_and_change_nothing(backend: &str) {
     assert!(statuses.iter().all(|s| *s == "rejected"), "{statuses:?}");
     let (_, summary) = admin.get(&format!("/api/v1/accounts/{account}")).await;
     assert_eq!(summary["open_orders"], 0);
+    server.stop().await;
+    db.drop_db().await;
+}
+
+async fn kill_switches_halt_and_close_only(backend: &str) {
+    let db = database(backend).await;
+    let server = start(&db).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
+    let (status, _) = admin
+        .post("/api/v1/users", json!({"username": "carol", "password": "carol's long password", "role": "trader"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let carol = User::sign_in(&server.base, "carol", "carol's long password").await;
+    let account = open_account(&carol).await;
+    let orders = format!("/api/v1/accounts/{account}/orders");
+    let order = |id: &str| json!({"client_order_id": id, "symbol": "SPY", "side": "buy", "type": "limit", "price": "10", "quantity": "1"});
+
+    // Only admins flip the global switch.
+    let (status, _) = put(&carol, "/api/v1/kill-switch".into(), "halted").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = put(&admin, "/api/v1/kill-switch".into(), "halted").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, global) = carol.get("/api/v1/kill-switch").await;
+    assert_eq!(global["state"], "halted");
+    let (status, refused) = carol.post(&orders, order("k1")).await;
+    assert_eq!((status, refused["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("kill_switch_global")));
+    // An account opened while halted is halted too.
+    let second = open_account(&carol).await;
+    let (_, refused) = carol.post(&format!("/api/v1/accounts/{second}/orders"), order("k2")).await;
+    assert_eq!(refused["code"], "kill_switch_global");
+
+    let (status, _) = put(&admin, "/api/v1/kill-switch".into(), "reducing").await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, refused) = carol.post(&orders, order("k3")).await;
+    assert_eq!(refused["code"], "close_only", "only reducing orders while close-only");
+
+    let (status, _) = put(&admin, "/api/v1/kill-switch".into(), "active").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, placed) = carol.post(&orders, order("k4")).await;
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+
+    // The owner halts their own account; others cannot see it.
+    let (status, _) = put(&carol, format!("/api/v1/accounts/{account}/kill-switch"), "halted").await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, refused) = carol.post(&orders, order("k5")).await;
+    assert_eq!(refused["code"], "kill_switch_account");
+    let admin_account = open_account(&admin).await;
+    let (status, _) = put(&carol, format!("/api/v1/accounts/{admin_account}/kill-switch"), "halted").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = put(&carol, format!("/api/v1/accounts/{account}/kill-switch"), "sideways").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // Cancels still work while halted.
+    let id = placed["id"].as_u64().unwrap();
+    let (status, _) = carol.call(reqwest::Method::DELETE, &format!("{orders}/{id}"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
     server.stop().await;
     db.drop_db().await;
 }

@@ -2,5 +2,6 @@
 //! `crate::routes`).
 
 pub mod market;
+pub mod risk;
 pub mod trading;
 pub mod ws;
