@@ -50,6 +50,42 @@ impl Ack {
     }
 }
 
+/// A journaled event of an account, published once it is durable.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AccountUpdate {
+    pub account: AccountId,
+    pub seq: u64,
+    pub event: Event,
+}
+
+/// Where durable events are announced (WebSocket subscribers listen here).
+pub type Updates = tokio::sync::broadcast::Sender<std::sync::Arc<AccountUpdate>>;
+
+/// A commit on its way to the disk, and who to tell when it lands.
+struct Publish {
+    first_seq: u64,
+    events: Vec<Event>,
+    durable: oneshot::Receiver<Result<(), StoreError>>,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Waits for an account's commits in order; announces each one's events once
+/// durable, then answers whoever waits for it. One task per account keeps the
+/// announcements in journal order.
+async fn publisher(account: AccountId, mut rx: mpsc::UnboundedReceiver<Publish>, updates: Updates) {
+    while let Some(p) = rx.recv().await {
+        let result = p.durable.await.unwrap_or(Err(StoreError::Closed));
+        if result.is_ok() {
+            for (i, event) in p.events.into_iter().enumerate() {
+                let update = AccountUpdate { account, seq: p.first_seq + i as u64, event };
+                // No subscribers is fine: nobody is listening.
+                let _ = updates.send(std::sync::Arc::new(update));
+            }
+        }
+        let _ = p.done.send(result);
+    }
+}
+
 /// What a submission became, once durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placed {
@@ -145,6 +181,7 @@ struct Actor {
     clock: Clock,
     out: Output,
     reports: Vec<ExecutionReport>,
+    publish: mpsc::UnboundedSender<Publish>,
 }
 
 /// Loads an account from its snapshot and journal and starts its actor.
@@ -155,6 +192,7 @@ pub async fn start(
     committer: GroupCommitter,
     fill_config: QuoteFillConfig,
     clock: Clock,
+    updates: Updates,
 ) -> Result<AccountHandle, AccountError> {
     let (mut engine, mut last_seq) = match store.snapshot(id).await? {
         Some((seq, body)) => {
@@ -165,6 +203,8 @@ pub async fn start(
         None => (Engine::new(base_currency), 0),
     };
     let snapshot_seq = last_seq;
+    let (publish, to_publish) = mpsc::unbounded_channel();
+    tokio::spawn(publisher(id, to_publish, updates));
     loop {
         let page = store.events(id, last_seq, 10_000).await?;
         let Some((seq, _)) = page.last() else { break };
@@ -186,6 +226,7 @@ pub async fn start(
         clock,
         out: Output::default(),
         reports: Vec::new(),
+        publish,
     };
     actor.restore_venues();
     let (tx, rx) = mpsc::channel(1024);
@@ -353,8 +394,12 @@ impl Actor {
             return Ok(Ack(None));
         }
         let commit = self.commit_for(events);
+        let first_seq = commit.first_seq;
+        let events = commit.events.clone();
         self.last_seq += commit.events.len() as u64;
-        let receiver = self.committer.enqueue(commit).await?;
+        let durable = self.committer.enqueue(commit).await?;
+        let (done, receiver) = oneshot::channel();
+        self.publish.send(Publish { first_seq, events, durable, done }).map_err(|_| AccountError::Stopped)?;
         if self.last_seq - self.snapshot_seq >= SNAPSHOT_EVERY {
             self.snapshot(now);
         }

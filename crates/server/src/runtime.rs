@@ -47,6 +47,7 @@ pub struct Runtime {
     accounts: RwLock<HashMap<AccountId, AccountHandle>>,
     options: RuntimeOptions,
     quotes: broadcast::Sender<Quote>,
+    updates: accounts::Updates,
     latest: std::sync::RwLock<HashMap<model::InstrumentId, Quote>>,
     /// The global kill switch, applied to every account (and to new ones).
     global_state: RwLock<engine::TradingState>,
@@ -62,6 +63,7 @@ impl Runtime {
         }
         let (committer, writer) = GroupCommitter::start(store.clone(), options.max_batch, 16_384);
         let (quotes, _) = broadcast::channel(4_096);
+        let (updates, _) = broadcast::channel(16_384);
         let runtime = Arc::new(Self {
             store: store.clone(),
             committer,
@@ -69,6 +71,7 @@ impl Runtime {
             accounts: RwLock::new(HashMap::new()),
             options,
             quotes,
+            updates,
             latest: std::sync::RwLock::new(HashMap::new()),
             global_state: RwLock::new(engine::TradingState::Active),
             started: Instant::now(),
@@ -84,8 +87,16 @@ impl Runtime {
     }
 
     async fn spawn_account(&self, id: AccountId, currency: Currency) -> Result<AccountHandle, AccountError> {
-        accounts::start(id, currency, self.store.clone(), self.committer.clone(), self.options.fill, self.options.clock)
-            .await
+        accounts::start(
+            id,
+            currency,
+            self.store.clone(),
+            self.committer.clone(),
+            self.options.fill,
+            self.options.clock,
+            self.updates.clone(),
+        )
+        .await
     }
 
     /// Creates a paper account with every paper instrument and `cash`,
@@ -176,6 +187,12 @@ impl Runtime {
     #[must_use]
     pub fn subscribe_quotes(&self) -> broadcast::Receiver<Quote> {
         self.quotes.subscribe()
+    }
+
+    /// Durable account events as they land, for every account.
+    #[must_use]
+    pub fn subscribe_updates(&self) -> broadcast::Receiver<std::sync::Arc<accounts::AccountUpdate>> {
+        self.updates.subscribe()
     }
 
     #[must_use]

@@ -94,7 +94,10 @@ fn request(id: &str, side: Side, qty: i64, order_type: OrderType) -> OrderReques
 }
 
 async fn open(store: &Store, committer: &GroupCommitter, id: i64) -> AccountHandle {
-    accounts::start(id, usd(), store.clone(), committer.clone(), fill_config(), accounts::wall_clock).await.unwrap()
+    let (updates, _) = tokio::sync::broadcast::channel(1024);
+    accounts::start(id, usd(), store.clone(), committer.clone(), fill_config(), accounts::wall_clock, updates)
+        .await
+        .unwrap()
 }
 
 /// The account's state once everything it did is durable.

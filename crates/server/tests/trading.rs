@@ -141,6 +141,7 @@ both_backends!(
     other_users_accounts_are_invisible,
     bad_orders_are_refused_and_change_nothing,
     kill_switches_halt_and_close_only,
+    account_events_stream_over_websocket_and_resume,
 );
 
 async fn put(user: &User, path: String, state: &str) -> (StatusCode, Value) {
@@ -374,6 +375,93 @@ async fn kill_switches_halt_and_close_only(backend: &str) {
     let id = placed["id"].as_u64().unwrap();
     let (status, _) = carol.call(reqwest::Method::DELETE, &format!("{orders}/{id}"), None).await;
     assert_eq!(status, StatusCode::ACCEPTED);
+    server.stop().await;
+    db.drop_db().await;
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn ws_connect(base: &str, token: Option<&str>) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("{}/api/v1/ws", base.replace("http://", "ws://")).into_client_request().unwrap();
+    if let Some(token) = token {
+        request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+async fn ws_next(ws: &mut Ws) -> Value {
+    use futures_util::StreamExt;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            let value: Value = serde_json::from_str(text.as_str()).unwrap();
+            if value["type"] != "quote" {
+                return value;
+            }
+        }
+    }
+}
+
+async fn ws_send(ws: &mut Ws, value: Value) {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(value.to_string())).await.unwrap();
+}
+
+async fn account_events_stream_over_websocket_and_resume(backend: &str) {
+    let db = database(backend).await;
+    let server = start(&db).await;
+    let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
+    let account = open_account(&admin).await;
+    let orders = format!("/api/v1/accounts/{account}/orders");
+    let channel = format!("account:{account}");
+    let limit = |id: &str| json!({"client_order_id": id, "symbol": "SPY", "side": "buy", "type": "limit", "price": "10", "quantity": "1"});
+
+    // Anonymous sockets get market data only.
+    let mut anonymous = ws_connect(&server.base, None).await;
+    ws_send(&mut anonymous, json!({"op": "subscribe", "channels": [channel]})).await;
+    assert_eq!(ws_next(&mut anonymous).await["code"], "unauthorized");
+
+    let mut ws = ws_connect(&server.base, Some(&admin.token)).await;
+    ws_send(&mut ws, json!({"op": "subscribe", "channels": [channel]})).await;
+    assert_eq!(ws_next(&mut ws).await["type"], "subscribed");
+    let (status, _) = admin.post(&orders, limit("w1")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let submitted = ws_next(&mut ws).await;
+    assert_eq!(submitted["type"], "event");
+    assert_eq!(submitted["channel"], channel);
+    assert_eq!(submitted["data"]["kind"], "order_submitted");
+    let mut last = submitted["seq"].as_u64().unwrap();
+    let accepted = ws_next(&mut ws).await;
+    assert_eq!(accepted["data"]["kind"], "order_accepted");
+    assert_eq!(accepted["seq"].as_u64().unwrap(), last + 1, "seqs follow the journal");
+    last += 1;
+    drop(ws);
+
+    // Missed while disconnected: delivered first on resume, in order, once.
+    admin.post(&orders, limit("w2")).await;
+    admin.post(&orders, limit("w3")).await;
+    let mut ws = ws_connect(&server.base, Some(&admin.token)).await;
+    ws_send(&mut ws, json!({"op": "subscribe", "channels": [channel], "after_seq": { account.to_string(): last }}))
+        .await;
+    assert_eq!(ws_next(&mut ws).await["type"], "subscribed");
+    let mut kinds = Vec::new();
+    for _ in 0..4 {
+        let event = ws_next(&mut ws).await;
+        assert_eq!(event["seq"].as_u64().unwrap(), last + 1, "{event}");
+        last += 1;
+        kinds.push(event["data"]["kind"].as_str().unwrap().to_string());
+    }
+    assert_eq!(kinds, ["order_submitted", "order_accepted", "order_submitted", "order_accepted"]);
+
+    // Another user's account is not a channel for them.
+    admin
+        .post("/api/v1/users", json!({"username": "dave", "password": "dave's long password", "role": "trader"}))
+        .await;
+    let dave = User::sign_in(&server.base, "dave", "dave's long password").await;
+    let mut theirs = ws_connect(&server.base, Some(&dave.token)).await;
+    ws_send(&mut theirs, json!({"op": "subscribe", "channels": [channel]})).await;
+    assert_eq!(ws_next(&mut theirs).await["code"], "unknown_channel");
     server.stop().await;
     db.drop_db().await;
 }
