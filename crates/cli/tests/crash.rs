@@ -24,13 +24,19 @@ fn spawn(dir: &std::path::Path) -> (Child, String) {
     let mut lines = BufReader::new(stdout).lines();
     let started = Instant::now();
     loop {
-        let line = lines.next().expect("serve prints its address").unwrap();
+        let line = match lines.next() {
+            Some(Ok(line)) if started.elapsed() < Duration::from_secs(30) => line,
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("serve did not start");
+            }
+        };
         if let Some(addr) = line.strip_prefix("tradecore is listening on ") {
             // Keep reading stdout in the background so the child never blocks on it.
             std::thread::spawn(move || for _ in lines {});
             return (child, addr.trim().to_string());
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "serve did not start");
     }
 }
 
