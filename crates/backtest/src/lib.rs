@@ -7,6 +7,7 @@ pub mod html;
 pub mod metrics;
 pub mod report;
 pub mod runner;
+pub mod settings;
 pub mod sweep;
 pub mod trades;
 

@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::runner::RunOutput;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Metrics {
     pub final_equity: Money,
     pub total_return_pct: f64,

@@ -14,7 +14,7 @@ use crate::runner::{BacktestConfig, RunOutput};
 use crate::trades::Trade;
 
 /// Where the bars came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DataSummary {
     pub file: Option<String>,
     pub bars: usize,
@@ -26,7 +26,7 @@ pub struct DataSummary {
 }
 
 /// The settings a run used, as a person would type them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Settings {
     pub cash: Money,
     pub commission: String,
@@ -53,7 +53,7 @@ impl Settings {
 }
 
 /// One point of the equity curve.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct EquityPoint {
     pub time: Timestamp,
     pub equity: Money,
@@ -62,7 +62,7 @@ pub struct EquityPoint {
 }
 
 /// Everything `report.json` holds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Report {
     pub strategy: String,
     pub params: BTreeMap<String, ParamValue>,

@@ -9,7 +9,7 @@ use model::{Fill, Money, Price, Quantity, Side, Timestamp, notional};
 use serde::Serialize;
 
 /// One round trip.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Trade {
     /// `buy` for a long trade, `sell` for a short one.
     pub side: Side,

@@ -10,11 +10,10 @@ use backtest::sweep::{self, Axis, SweepOutput};
 use backtest::{BacktestConfig, Market, data};
 use clap::Args;
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+use engine::Params;
 use engine::strategies::{self, StrategyInfo};
-use engine::{Params, Sizing};
 use indicatif::{ProgressBar, ProgressStyle};
-use model::{Money, Quantity, Rate, Timestamp};
-use sim::bars::FillTiming;
+use model::Timestamp;
 
 #[derive(Debug, Args)]
 #[command(allow_negative_numbers = true)]
@@ -97,37 +96,18 @@ pub struct DemoArgs {
 
 /// Parses the trading settings, each refusal naming its flag.
 fn config(args: &BacktestArgs) -> Result<BacktestConfig> {
-    let cash = Money::parse(&args.cash).with_context(|| format!("--cash {}", args.cash))?;
-    if !cash.is_positive() {
-        bail!("--cash must be positive, got {cash}");
-    }
-    let commission = Rate::parse(&args.commission).with_context(|| format!("--commission {}", args.commission))?;
-    if commission.is_negative() || commission >= Rate::ONE {
-        bail!("--commission must be a fraction from 0 to below 1 (0.002 = 0.2 %), got {commission}");
-    }
-    let slippage_bps =
-        Rate::parse(&args.slippage_bps).with_context(|| format!("--slippage-bps {}", args.slippage_bps))?;
-    if slippage_bps.is_negative() || slippage_bps >= Rate::from_int(10_000) {
-        bail!("--slippage-bps must be from 0 to below 10000, got {slippage_bps}");
-    }
-    let lot_size = Quantity::parse(&args.lot_size).with_context(|| format!("--lot-size {}", args.lot_size))?;
-    if !lot_size.is_positive() {
-        bail!("--lot-size must be positive, got {lot_size}");
-    }
-    if args.symbol.trim().is_empty() || args.symbol.len() > 64 {
-        bail!("--symbol must be 1 to 64 characters");
-    }
-    Ok(BacktestConfig {
-        symbol: args.symbol.clone(),
-        cash,
-        commission,
-        sizing: args.sizing.parse::<Sizing>().map_err(anyhow::Error::msg).context("--sizing")?,
-        timing: args.fill.parse::<FillTiming>().map_err(anyhow::Error::msg).context("--fill")?,
-        // Basis points to a fraction: exact, since Rate has 9 decimals.
-        slippage: Rate::from_raw(slippage_bps.raw() / 10_000),
-        close_at_end: args.close_at_end,
-        lot_size,
-    })
+    let input = backtest::settings::SettingsInput {
+        symbol: Some(args.symbol.clone()),
+        cash: Some(args.cash.clone()),
+        commission: Some(args.commission.clone()),
+        sizing: Some(args.sizing.clone()),
+        fill: Some(args.fill.clone()),
+        slippage_bps: Some(args.slippage_bps.clone()),
+        close_at_end: Some(args.close_at_end),
+        lot_size: Some(args.lot_size.clone()),
+    };
+    // Flags are named like the settings, with dashes.
+    input.parse().map_err(|e| anyhow::anyhow!("--{} {}", e.field.replace('_', "-"), e.message))
 }
 
 fn parse_params(info: &StrategyInfo, given: &[String]) -> Result<(Vec<(String, String)>, Params)> {

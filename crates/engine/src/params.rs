@@ -32,7 +32,7 @@ pub enum ParamKind {
 }
 
 /// A parameter value.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum ParamValue {
     Int(i64),

@@ -39,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::api::ws::routes())
         .merge(crate::api::trading::routes())
         .merge(crate::api::risk::routes())
+        .merge(crate::api::backtests::routes())
         .merge(crate::routes::auth::routes())
         .fallback(not_found)
         // Oversized bodies are refused before a handler reads them (413).

@@ -117,6 +117,8 @@ pub async fn start(config: Config) -> Result<Started, ServeError> {
         max_batch: 512,
     };
     let admin_password = crate::auth::ensure_admin(&store, &config).await.map_err(ServeError::Admin)?;
+    // Runs cut short by a previous stop cannot finish now: say so.
+    store.fail_unfinished_backtests(accounts::wall_clock()).await.map_err(ServeError::Migrate)?;
     let runtime = Runtime::start(store, options).await?;
     let seed = config.paper.seed.unwrap_or_else(|| {
         // Without a configured seed each start walks differently.

@@ -142,6 +142,7 @@ both_backends!(
     bad_orders_are_refused_and_change_nothing,
     kill_switches_halt_and_close_only,
     account_events_stream_over_websocket_and_resume,
+    backtests_run_in_the_background_and_report,
 );
 
 async fn put(user: &User, path: String, state: &str) -> (StatusCode, Value) {
@@ -462,6 +463,106 @@ async fn account_events_stream_over_websocket_and_resume(backend: &str) {
     let mut theirs = ws_connect(&server.base, Some(&dave.token)).await;
     ws_send(&mut theirs, json!({"op": "subscribe", "channels": [channel]})).await;
     assert_eq!(ws_next(&mut theirs).await["code"], "unknown_channel");
+    server.stop().await;
+    db.drop_db().await;
+}
+
+fn synthetic_csv(bars: usize) -> String {
+    let spec = backtest::data::SynthSpec {
+        bars,
+        seed: 5,
+        interval_ns: 60_000_000_000,
+        start: model::Timestamp::parse("2024-01-01").unwrap(),
+        start_price: model::Price::from_int(100),
+        volatility: 0.002,
+    };
+    let mut csv = String::from("timestamp,open,high,low,close,volume\n");
+    for b in backtest::data::synth(&spec) {
+        csv.push_str(&format!("{},{},{},{},{},{}\n", b.ts, b.open, b.high, b.low, b.close, b.volume));
+    }
+    csv
+}
+
+async fn backtests_run_in_the_background_and_report(backend: &str) {
+    let db = database(backend).await;
+    let server = start(&db).await;
+    let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
+    let csv = synthetic_csv(3_000);
+    let request = json!({
+        "strategy": "sma-cross",
+        "params": {"fast": 10, "slow": 40, "long-only": true},
+        "data": {"csv": csv},
+        "settings": {"cash": "10000", "commission": "0.001", "close_at_end": true}
+    });
+    let (status, accepted) = admin.post("/api/v1/backtests", request).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let id = accepted["id"].as_i64().unwrap();
+    let mut done = Value::Null;
+    for _ in 0..100 {
+        let (_, b) = admin.get(&format!("/api/v1/backtests/{id}")).await;
+        if b["status"] != "running" {
+            done = b;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(done["status"], "done", "{done}");
+    let report = &done["report"];
+    for key in ["final_equity", "sharpe", "max_drawdown_pct", "trades", "equity_curve"] {
+        assert!(report.get(key).is_some(), "report lacks {key}");
+    }
+    assert_eq!(report["data"]["bars"], 3_000);
+    let html = admin
+        .http
+        .get(format!("{}/api/v1/backtests/{id}/report.html", server.base))
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(html.status(), StatusCode::OK);
+    assert!(html.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(html.text().await.unwrap().contains("<svg"));
+    let (_, list) = admin.get("/api/v1/backtests").await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
+    let mut broken = synthetic_csv(10);
+    broken = broken.replacen("\n2024-01-01T00:03:00Z,", "\n2024-01-01T00:03:00Z,x", 1);
+    let cases = [
+        ("unknown strategy", json!({"strategy": "moon", "data": {"csv": "x"}}), "strategy"),
+        (
+            "impossible parameters",
+            json!({"strategy": "sma-cross", "params": {"fast": 50, "slow": 20}, "data": {"csv": "x"}}),
+            "params",
+        ),
+        (
+            "bad setting",
+            json!({"strategy": "dca", "data": {"csv": "x"}, "settings": {"sizing": "half"}}),
+            "settings.sizing",
+        ),
+        ("bad csv", json!({"strategy": "dca", "data": {"csv": broken}}), "data.csv"),
+        (
+            "no candles yet",
+            json!({"strategy": "dca", "data": {"candles": {"symbol": "SPY", "interval": "1d"}}}),
+            "data.candles",
+        ),
+        ("unknown symbol", json!({"strategy": "dca", "data": {"candles": {"symbol": "DOGE"}}}), "data.candles.symbol"),
+    ];
+    for (name, body, field) in cases {
+        let (status, problem) = admin.post("/api/v1/backtests", body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{name}: {problem}");
+        assert_eq!(problem["field"], field, "{name}: {problem}");
+    }
+    let (_, problem) = admin.post("/api/v1/backtests", json!({"strategy": "dca", "data": {"csv": broken}})).await;
+    assert!(problem["detail"].as_str().unwrap().contains("line 5"), "{problem}");
+    let (_, list) = admin.get("/api/v1/backtests").await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "refused requests store nothing");
+
+    admin
+        .post("/api/v1/users", json!({"username": "erin", "password": "erin's long password", "role": "trader"}))
+        .await;
+    let erin = User::sign_in(&server.base, "erin", "erin's long password").await;
+    let (status, _) = erin.get(&format!("/api/v1/backtests/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     server.stop().await;
     db.drop_db().await;
 }

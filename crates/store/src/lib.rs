@@ -27,6 +27,7 @@ macro_rules! on_pool {
 }
 
 pub mod auth;
+pub mod backtests;
 mod commit;
 mod market;
 

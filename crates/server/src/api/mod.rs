@@ -1,6 +1,7 @@
 //! REST endpoints for market data and trading (authentication lives in
 //! `crate::routes`).
 
+pub mod backtests;
 pub mod market;
 pub mod risk;
 pub mod trading;

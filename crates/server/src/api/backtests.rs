@@ -1,0 +1,238 @@
+//! Backtests over the API: submitted with a strategy, parameters, settings
+//! and data (an uploaded CSV, or stored candles of a paper instrument), run
+//! in the background, and fetched as the same report the CLI writes.
+//!
+//! Everything that can be checked is checked before the run is accepted:
+//! the strategy and its parameters, the settings, and the data (a CSV is
+//! parsed in full, so a bad row is a 422 naming its line). A run that then
+//! fails is stored as `failed` with its error.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use backtest::settings::SettingsInput;
+use backtest::{Market, ReportOptions};
+use model::{Bar, Timestamp};
+use serde::{Deserialize, Serialize};
+use sim::candles::Interval;
+
+use crate::app::AppState;
+use crate::auth::{Caller, Scope};
+use crate::error::{ApiError, Json, Path};
+
+/// Backtests that may run at once; more wait their turn.
+const CONCURRENT_RUNS: usize = 2;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/backtests", post(submit).get(list))
+        .route("/api/v1/backtests/{id}", get(fetch))
+        .route("/api/v1/backtests/{id}/report.html", get(html))
+}
+
+/// A parameter value as JSON: strings, numbers and booleans are all accepted
+/// and checked against the strategy's declared type.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+enum ParamInput {
+    Text(String),
+    Number(serde_json::Number),
+    Flag(bool),
+}
+
+impl ParamInput {
+    fn as_text(&self) -> String {
+        match self {
+            Self::Text(s) => s.clone(),
+            Self::Number(n) => n.to_string(),
+            Self::Flag(b) => b.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct CandleSource {
+    symbol: String,
+    #[serde(default = "default_interval")]
+    interval: String,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn default_interval() -> String {
+    "1m".to_string()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum DataSource {
+    /// CSV text with a header `timestamp,open,high,low,close,volume`.
+    Csv(String),
+    Candles(CandleSource),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct BacktestRequest {
+    strategy: String,
+    #[serde(default)]
+    params: BTreeMap<String, ParamInput>,
+    data: DataSource,
+    #[serde(default)]
+    settings: SettingsInput,
+}
+
+#[derive(Debug, Serialize)]
+struct Accepted {
+    id: i64,
+    status: &'static str,
+}
+
+async fn submit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(request): Json<BacktestRequest>,
+) -> Result<Response, ApiError> {
+    caller.require_scope(Scope::Trade)?;
+    let info = engine::strategies::find(&request.strategy).map_err(|e| ApiError::invalid("strategy", e))?;
+    let given: Vec<(String, String)> = request.params.iter().map(|(k, v)| (k.clone(), v.as_text())).collect();
+    let (_, params) = info.build(&given).map_err(|e| ApiError::invalid("params", e.to_string()))?;
+    let mut config =
+        request.settings.parse().map_err(|e| ApiError::invalid(format!("settings.{}", e.field), e.message))?;
+    let bars = load_bars(&state, &request.data, &mut config).await?;
+
+    let body = serde_json::to_string(&request).map_err(|e| ApiError::internal(&e))?;
+    let store = state.runtime.store.clone();
+    let id =
+        store.create_backtest(caller.user_id, &body, state.runtime.now()).await.map_err(|e| ApiError::internal(&e))?;
+    let runtime = Arc::clone(&state.runtime);
+    tokio::spawn(async move {
+        static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_RUNS);
+        let _slot = SLOTS.acquire().await;
+        let name = info.name;
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut strategy = info.build_with(&params).map_err(|e| e.to_string())?;
+            let options = ReportOptions { data_file: None, max_curve_points: 5_000 };
+            let report = backtest::run_report(
+                Market::Bars(&bars),
+                (name, strategy.as_mut(), &params),
+                &config,
+                &options,
+                &mut |_| {},
+            )
+            .map_err(|e| e.to_string())?;
+            serde_json::to_string(&report).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("the run stopped: {e}")));
+        let finished = store.finish_backtest(id, outcome.as_deref().map_err(String::as_str), runtime.now()).await;
+        if let Err(e) = finished {
+            tracing::error!(backtest = id, error = %e, "backtest outcome not saved");
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(Accepted { id, status: "running" })).into_response())
+}
+
+/// The bars a request names, checked; sets the report's symbol.
+async fn load_bars(
+    state: &AppState,
+    data: &DataSource,
+    config: &mut backtest::BacktestConfig,
+) -> Result<Vec<Bar>, ApiError> {
+    match data {
+        DataSource::Csv(text) => backtest::data::parse_csv(text.as_bytes(), "upload")
+            .map_err(|e| ApiError::invalid("data.csv", e.to_string())),
+        DataSource::Candles(source) => {
+            let instrument =
+                state.runtime.instruments().iter().find(|i| i.symbol.eq_ignore_ascii_case(&source.symbol)).ok_or_else(
+                    || ApiError::invalid("data.candles.symbol", format!("unknown symbol '{}'", source.symbol)),
+                )?;
+            let interval: Interval = source.interval.parse().map_err(|e: sim::candles::ParseIntervalError| {
+                ApiError::invalid("data.candles.interval", e.to_string())
+            })?;
+            let time = |field: &'static str, value: &Option<String>, default: i64| match value {
+                Some(v) => Timestamp::parse(v).map_err(|e| ApiError::invalid(field, e.to_string())),
+                None => Ok(Timestamp::from_nanos(default)),
+            };
+            let from = time("data.candles.from", &source.from, i64::MIN)?;
+            let to = time("data.candles.to", &source.to, i64::MAX)?;
+            let candles = state
+                .runtime
+                .store
+                .candles(instrument.id, interval.as_str(), from, to, 1_000_000)
+                .await
+                .map_err(|e| ApiError::internal(&e))?;
+            if candles.is_empty() {
+                return Err(ApiError::invalid(
+                    "data.candles",
+                    format!("no {} candles of {} are stored in that range yet", interval, instrument.symbol),
+                ));
+            }
+            config.symbol.clone_from(&instrument.symbol);
+            Ok(candles
+                .iter()
+                .map(|c| Bar { ts: c.start, open: c.open, high: c.high, low: c.low, close: c.close, volume: c.volume })
+                .collect())
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct BacktestView {
+    id: i64,
+    status: String,
+    request: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    created: Timestamp,
+    finished: Option<Timestamp>,
+}
+
+fn view(row: store::backtests::BacktestRow) -> BacktestView {
+    BacktestView {
+        id: row.id,
+        status: row.status,
+        request: serde_json::from_str(&row.request).unwrap_or(serde_json::Value::Null),
+        report: row.report.as_deref().and_then(|r| serde_json::from_str(r).ok()),
+        error: row.error,
+        created: row.created,
+        finished: row.finished,
+    }
+}
+
+async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<BacktestView>>, ApiError> {
+    caller.require_scope(Scope::Read)?;
+    let rows = state.runtime.store.backtests(caller.user_id, 200).await.map_err(|e| ApiError::internal(&e))?;
+    Ok(Json(rows.into_iter().map(view).collect()))
+}
+
+async fn fetch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<BacktestView>, ApiError> {
+    caller.require_scope(Scope::Read)?;
+    let row = state.runtime.store.backtest(caller.user_id, id).await.map_err(|e| ApiError::internal(&e))?;
+    row.map(|r| Json(view(r))).ok_or_else(|| ApiError::not_found("backtest"))
+}
+
+/// The self-contained HTML report of a finished backtest.
+async fn html(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    caller.require_scope(Scope::Read)?;
+    let row = state.runtime.store.backtest(caller.user_id, id).await.map_err(|e| ApiError::internal(&e))?;
+    let row = row.ok_or_else(|| ApiError::not_found("backtest"))?;
+    let Some(report) = row.report else {
+        return Err(ApiError::conflict("not_finished", format!("the backtest is {}", row.status)));
+    };
+    let report: backtest::report::Report = serde_json::from_str(&report).map_err(|e| ApiError::internal(&e))?;
+    let page = backtest::html::render(&report);
+    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response())
+}
