@@ -200,6 +200,12 @@ impl Runtime {
         &self.options.instruments
     }
 
+    /// A paper instrument by symbol, ignoring case.
+    #[must_use]
+    pub fn instrument_by_symbol(&self, symbol: &str) -> Option<&Instrument> {
+        self.options.instruments.iter().find(|i| i.symbol.eq_ignore_ascii_case(symbol))
+    }
+
     #[must_use]
     pub fn uptime_seconds(&self) -> u64 {
         self.started.elapsed().as_secs()

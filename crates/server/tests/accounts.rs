@@ -2,7 +2,6 @@
 //! durable, quotes fill paper orders, and a restart rebuilds exactly the
 //! state that was journaled.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use engine::{Command, OrderRequest, Submission};
@@ -12,47 +11,17 @@ use model::{
 };
 use server::accounts::{self, AccountHandle};
 use sim::quotes::QuoteFillConfig;
-use store::{GroupCommitter, OrderQuery, Store, StoreOptions};
+use store::testing::TestDatabase;
+use store::{GroupCommitter, OrderQuery, Store};
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// Removes a test database (or its SQLite directory).
-async fn remove(store: Store, backend: &str, url: &str) {
-    store.close().await;
-    if backend == "sqlite" {
-        if let Some(dir) = url.strip_prefix("sqlite:").and_then(|p| std::path::Path::new(p).parent()) {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    } else if let Some((base, name)) = url.rsplit_once('/') {
-        let admin =
-            Store::connect(&format!("{base}/postgres"), StoreOptions { max_connections: 1, ..StoreOptions::default() })
-                .await;
-        if let Ok(admin) = admin {
-            if let Err(e) = admin.execute_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await {
-                eprintln!("could not drop the test database {name}: {e}");
-            }
-            admin.close().await;
-        }
-    }
+async fn store(backend: &str) -> (Store, TestDatabase) {
+    let db = TestDatabase::create(backend, "accounts").await;
+    (db.store().await, db)
 }
 
-async fn store(backend: &str) -> (Store, String) {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = format!("tc_accounts_{}_{n}", std::process::id());
-    let url = if backend == "sqlite" {
-        format!("sqlite:{}", std::env::temp_dir().join(&name).join("t.db").display())
-    } else {
-        let admin_url = std::env::var("TRADECORE_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let admin =
-            Store::connect(&admin_url, StoreOptions { max_connections: 1, ..StoreOptions::default() }).await.unwrap();
-        admin.execute_admin(&format!("CREATE DATABASE {name}")).await.unwrap();
-        admin.close().await;
-        format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0)
-    };
-    let store = Store::connect(&url, StoreOptions::default()).await.unwrap();
-    store.migrate().await.unwrap();
-    (store, url)
+async fn remove(store: Store, db: TestDatabase) {
+    store.close().await;
+    db.remove().await;
 }
 
 fn usd() -> Currency {
@@ -116,7 +85,7 @@ macro_rules! both_backends {
 both_backends!(orders_fill_on_quotes_and_survive_a_restart, concurrent_submissions_are_all_durable_and_in_order);
 
 async fn orders_fill_on_quotes_and_survive_a_restart(backend: &str) {
-    let (store, url) = store(backend).await;
+    let (store, db) = store(backend).await;
     let account = store.create_account("paper", usd(), Timestamp::default()).await.unwrap();
     let (committer, writer) = GroupCommitter::start(store.clone(), 256, 1024);
     let handle = open(&store, &committer, account).await;
@@ -179,11 +148,11 @@ async fn orders_fill_on_quotes_and_survive_a_restart(backend: &str) {
     drop(handle);
     drop(committer);
     writer.await.unwrap();
-    remove(store, backend, &url).await;
+    remove(store, db).await;
 }
 
 async fn concurrent_submissions_are_all_durable_and_in_order(backend: &str) {
-    let (store, url) = store(backend).await;
+    let (store, db) = store(backend).await;
     let account = store.create_account("busy", usd(), Timestamp::default()).await.unwrap();
     let (committer, writer) = GroupCommitter::start(store.clone(), 256, 1024);
     let handle = open(&store, &committer, account).await;
@@ -211,5 +180,5 @@ async fn concurrent_submissions_are_all_durable_and_in_order(backend: &str) {
     drop(handle);
     drop(committer);
     writer.await.unwrap();
-    remove(store, backend, &url).await;
+    remove(store, db).await;
 }

@@ -7,7 +7,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use model::{Quantity, Rate};
 use reqwest::header::HeaderMap;
@@ -17,64 +16,11 @@ use server::app::{AppState, app};
 use server::config::{Config, Secret};
 use server::runtime::{Runtime, RuntimeOptions};
 use sim::quotes::QuoteFillConfig;
+use store::Store;
 use store::auth::{AuditEntry, NewToken, Role, Scope, Scopes};
-use store::{Store, StoreOptions};
+use store::testing::TestDatabase;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
 const ADMIN_PASSWORD: &str = "admin password for tests";
-
-fn postgres_admin_url() -> String {
-    std::env::var("TRADECORE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let base = match base.rfind('/') {
-        Some(i) if i > "postgres://".len() => &base[..i],
-        _ => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
-/// A fresh database of the backend, and how to get rid of it.
-struct Db {
-    url: String,
-    dir: std::path::PathBuf,
-    postgres: Option<(String, String)>,
-}
-
-impl Db {
-    async fn new(backend: &str) -> Self {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = format!("tc_auth_{}_{n}", std::process::id());
-        let dir = std::env::temp_dir().join(&name);
-        if backend == "sqlite" {
-            return Self { url: format!("sqlite:{}", dir.join("tradecore.db").display()), dir, postgres: None };
-        }
-        let admin_url = postgres_admin_url();
-        let admin = Store::connect(&admin_url, StoreOptions { max_connections: 1, ..StoreOptions::default() })
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is needed for these tests: {e}"));
-        admin.execute_admin(&format!("CREATE DATABASE {name}")).await.unwrap();
-        admin.close().await;
-        Self { url: replace_database(&admin_url, &name), dir, postgres: Some((admin_url, name)) }
-    }
-
-    async fn drop_db(self) {
-        if let Some((admin_url, name)) = self.postgres
-            && let Ok(admin) =
-                Store::connect(&admin_url, StoreOptions { max_connections: 1, ..StoreOptions::default() }).await
-        {
-            let _ = admin.execute_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-            admin.close().await;
-        }
-        let _ = std::fs::remove_dir_all(self.dir);
-    }
-}
 
 /// A running server with its own database.
 struct TestApp {
@@ -82,7 +28,7 @@ struct TestApp {
     store: Store,
     state: AppState,
     server: tokio::task::JoinHandle<()>,
-    db: Db,
+    db: TestDatabase,
 }
 
 fn test_config() -> Config {
@@ -92,9 +38,8 @@ fn test_config() -> Config {
 }
 
 async fn spawn_app(backend: &str, config: Config) -> TestApp {
-    let db = Db::new(backend).await;
-    let store = Store::connect(&db.url, StoreOptions::default()).await.unwrap();
-    store.migrate().await.unwrap();
+    let db = TestDatabase::create(backend, "auth").await;
+    let store = db.store().await;
     assert_eq!(
         server::auth::ensure_admin(&store, &config).await.unwrap(),
         None,
@@ -130,7 +75,7 @@ impl TestApp {
         self.state.runtime.shutdown().await;
         drop(self.state);
         self.store.close().await;
-        self.db.drop_db().await;
+        self.db.remove().await;
     }
 
     /// A browser-like client: keeps cookies, remembers the CSRF token.
@@ -827,9 +772,8 @@ async fn sessions_are_listed_and_ended_per_user(backend: &str) {
 }
 
 async fn first_start_generates_a_one_time_admin_password(backend: &str) {
-    let db = Db::new(backend).await;
-    let store = Store::connect(&db.url, StoreOptions::default()).await.unwrap();
-    store.migrate().await.unwrap();
+    let db = TestDatabase::create(backend, "auth").await;
+    let store = db.store().await;
     let config = server::config::load(None, &[]).unwrap();
     assert!(config.auth.admin_password.is_none());
     let password = server::auth::ensure_admin(&store, &config).await.unwrap().expect("a generated password");
@@ -842,5 +786,5 @@ async fn first_start_generates_a_one_time_admin_password(backend: &str) {
     assert_eq!(server::auth::ensure_admin(&store, &config).await.unwrap(), None);
     assert_eq!(store.user_count().await.unwrap(), 1);
     store.close().await;
-    db.drop_db().await;
+    db.remove().await;
 }

@@ -1,19 +1,16 @@
 //! The server started as `serve` starts it, spoken to over real HTTP, on
 //! SQLite and on PostgreSQL.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use server::serve::{self, Started};
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+use store::testing::TestDatabase;
 
 struct TestServer {
     base: String,
     started: Started,
     server: tokio::task::JoinHandle<()>,
-    cleanup: Option<(String, String)>,
-    dir: std::path::PathBuf,
+    db: TestDatabase,
 }
 
 async fn start(backend: &str) -> TestServer {
@@ -21,24 +18,9 @@ async fn start(backend: &str) -> TestServer {
 }
 
 async fn start_with(backend: &str, extra: &[(&str, &str)]) -> TestServer {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = format!("tc_serve_{}_{n}", std::process::id());
-    let dir = std::env::temp_dir().join(&name);
-    let (url, cleanup) = if backend == "sqlite" {
-        (format!("sqlite:{}", dir.join("tradecore.db").display()), None)
-    } else {
-        let admin = std::env::var("TRADECORE_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let store = store::Store::connect(&admin, store::StoreOptions { max_connections: 1, ..Default::default() })
-            .await
-            .unwrap();
-        store.execute_admin(&format!("CREATE DATABASE {name}")).await.unwrap();
-        store.close().await;
-        let base = admin.rsplit_once('/').unwrap().0.to_string();
-        (format!("{base}/{name}"), Some((format!("{base}/postgres"), name.clone())))
-    };
+    let db = TestDatabase::create(backend, "serve").await;
     let env = vec![
-        ("TRADECORE_DATABASE__URL".to_string(), url),
+        ("TRADECORE_DATABASE__URL".to_string(), db.url.clone()),
         ("TRADECORE_SERVER__LISTEN".to_string(), "127.0.0.1:0".to_string()),
         ("TRADECORE_PAPER__TICKS_PER_SECOND".to_string(), "20".to_string()),
         ("TRADECORE_PAPER__SEED".to_string(), "7".to_string()),
@@ -53,21 +35,14 @@ async fn start_with(backend: &str, extra: &[(&str, &str)]) -> TestServer {
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
     });
-    TestServer { base, started, server, cleanup, dir }
+    TestServer { base, started, server, db }
 }
 
 impl TestServer {
     async fn stop(self) {
         self.server.abort();
         self.started.stop().await;
-        if let Some((admin, name)) = self.cleanup
-            && let Ok(store) =
-                store::Store::connect(&admin, store::StoreOptions { max_connections: 1, ..Default::default() }).await
-        {
-            let _ = store.execute_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-            store.close().await;
-        }
-        let _ = std::fs::remove_dir_all(self.dir);
+        self.db.remove().await;
     }
 }
 

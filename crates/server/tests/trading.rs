@@ -2,50 +2,17 @@
 //! it, on SQLite and PostgreSQL: sign in, open an account, trade to a fill,
 //! idempotency, scoping between users, bad input, and a restart.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use server::serve::{self, Started};
+use store::testing::TestDatabase;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
 const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
-struct Db {
-    url: String,
-    cleanup: Option<(String, String)>,
-    dir: std::path::PathBuf,
-}
-
-async fn database(backend: &str) -> Db {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = format!("tc_trading_{}_{n}", std::process::id());
-    let dir = std::env::temp_dir().join(&name);
-    if backend == "sqlite" {
-        return Db { url: format!("sqlite:{}", dir.join("tradecore.db").display()), cleanup: None, dir };
-    }
-    let admin = std::env::var("TRADECORE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let store =
-        store::Store::connect(&admin, store::StoreOptions { max_connections: 1, ..Default::default() }).await.unwrap();
-    store.execute_admin(&format!("CREATE DATABASE {name}")).await.unwrap();
-    store.close().await;
-    let base = admin.rsplit_once('/').unwrap().0.to_string();
-    Db { url: format!("{base}/{name}"), cleanup: Some((format!("{base}/postgres"), name)), dir }
-}
-
-impl Db {
-    async fn drop_db(self) {
-        if let Some((admin, name)) = self.cleanup
-            && let Ok(store) =
-                store::Store::connect(&admin, store::StoreOptions { max_connections: 1, ..Default::default() }).await
-        {
-            let _ = store.execute_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-            store.close().await;
-        }
-        let _ = std::fs::remove_dir_all(self.dir);
-    }
+async fn database(backend: &str) -> TestDatabase {
+    TestDatabase::create(backend, "trading").await
 }
 
 struct Server {
@@ -54,7 +21,7 @@ struct Server {
     task: tokio::task::JoinHandle<()>,
 }
 
-async fn start(db: &Db) -> Server {
+async fn start(db: &TestDatabase) -> Server {
     let env = vec![
         ("TRADECORE_DATABASE__URL".to_string(), db.url.clone()),
         ("TRADECORE_AUTH__ADMIN_PASSWORD".to_string(), ADMIN_PASSWORD.to_string()),
@@ -211,7 +178,7 @@ async fn trade_to_a_fill_and_survive_a_restart(backend: &str) {
     let (_, summary) = admin.get(&format!("/api/v1/accounts/{account}")).await;
     assert_eq!(summary["positions"][0]["quantity"], "10");
     server.stop().await;
-    db.drop_db().await;
+    db.remove().await;
 }
 
 async fn other_users_accounts_are_invisible(backend: &str) {
@@ -246,7 +213,7 @@ async fn other_users_accounts_are_invisible(backend: &str) {
     let anonymous = reqwest::get(format!("{}/api/v1/accounts", server.base)).await.unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     server.stop().await;
-    db.drop_db().await;
+    db.remove().await;
 }
 
 async fn bad_orders_are_refused_and_change_nothing(backend: &str) {
@@ -321,7 +288,7 @@ async fn bad_orders_are_refused_and_change_nothing(backend: &str) {
     let (_, summary) = admin.get(&format!("/api/v1/accounts/{account}")).await;
     assert_eq!(summary["open_orders"], 0);
     server.stop().await;
-    db.drop_db().await;
+    db.remove().await;
 }
 
 async fn kill_switches_halt_and_close_only(backend: &str) {
@@ -377,7 +344,7 @@ async fn kill_switches_halt_and_close_only(backend: &str) {
     let (status, _) = carol.call(reqwest::Method::DELETE, &format!("{orders}/{id}"), None).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     server.stop().await;
-    db.drop_db().await;
+    db.remove().await;
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -464,7 +431,7 @@ async fn account_events_stream_over_websocket_and_resume(backend: &str) {
     ws_send(&mut theirs, json!({"op": "subscribe", "channels": [channel]})).await;
     assert_eq!(ws_next(&mut theirs).await["code"], "unknown_channel");
     server.stop().await;
-    db.drop_db().await;
+    db.remove().await;
 }
 
 fn synthetic_csv(bars: usize) -> String {
@@ -564,5 +531,5 @@ async fn backtests_run_in_the_background_and_report(backend: &str) {
     let (status, _) = erin.get(&format!("/api/v1/backtests/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     server.stop().await;
-    db.drop_db().await;
+    db.remove().await;
 }

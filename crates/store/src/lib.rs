@@ -30,6 +30,8 @@ pub mod auth;
 pub mod backtests;
 mod commit;
 mod market;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -5,78 +5,26 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`). Each test gets a database
 //! of its own, dropped at the end.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use model::{Currency, Timestamp};
+use store::Store;
 use store::auth::{AuditEntry, NewSession, NewToken, NewUser, Role, Scope, Scopes, UserChange, UserRow, UserUpdate};
-use store::{Store, StoreOptions};
+use store::testing::TestDatabase;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
+/// A fresh store of the named backend.
 struct TestDb {
     store: Store,
-    cleanup: Cleanup,
-}
-
-enum Cleanup {
-    File(std::path::PathBuf),
-    Database { admin_url: String, name: String },
-}
-
-fn postgres_admin_url() -> String {
-    std::env::var("TRADECORE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let base = match base.rfind('/') {
-        Some(i) if i > "postgres://".len() => &base[..i],
-        _ => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
+    db: TestDatabase,
 }
 
 impl TestDb {
     async fn new(backend: &str) -> Self {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = format!("tc_store_auth_{}_{n}", std::process::id());
-        let (store, cleanup) = if backend == "sqlite" {
-            let dir = std::env::temp_dir().join(&name);
-            let url = format!("sqlite:{}", dir.join("tradecore.db").display());
-            (Store::connect(&url, StoreOptions::default()).await.unwrap(), Cleanup::File(dir))
-        } else {
-            let admin_url = postgres_admin_url();
-            let admin = Store::connect(&admin_url, StoreOptions { max_connections: 1, ..StoreOptions::default() })
-                .await
-                .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is needed for these tests: {e}"));
-            admin.execute_admin(&format!("CREATE DATABASE {name}")).await.unwrap();
-            admin.close().await;
-            let url = replace_database(&admin_url, &name);
-            (Store::connect(&url, StoreOptions::default()).await.unwrap(), Cleanup::Database { admin_url, name })
-        };
-        store.migrate().await.unwrap();
-        Self { store, cleanup }
+        let db = TestDatabase::create(backend, "auth_store").await;
+        Self { store: db.store().await, db }
     }
 
     async fn drop_db(self) {
         self.store.close().await;
-        match self.cleanup {
-            Cleanup::File(dir) => {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            Cleanup::Database { admin_url, name } => {
-                if let Ok(admin) =
-                    Store::connect(&admin_url, StoreOptions { max_connections: 1, ..StoreOptions::default() }).await
-                {
-                    let _ = admin.execute_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                    admin.close().await;
-                }
-            }
-        }
+        self.db.remove().await;
     }
 }
 

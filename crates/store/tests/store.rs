@@ -4,7 +4,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`; `scripts/test` starts a
 //! server when none answers). Each test gets a database of its own.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
 use model::account::Position;
 use model::event::{Event, EventKind};
@@ -12,75 +12,24 @@ use model::{
     ClientOrderId, Currency, Fill, InstrumentId, Liquidity, Money, Order, OrderId, OrderStatus, OrderType, Price,
     Quantity, Side, TimeInForce, Timestamp,
 };
+use store::testing::TestDatabase;
 use store::{Commit, GroupCommitter, OrderQuery, Store, StoreError, StoreOptions};
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A fresh store of the named backend, and what to clean up.
+/// A fresh store of the named backend.
 struct TestDb {
     store: Store,
-    cleanup: Cleanup,
-}
-
-enum Cleanup {
-    File(std::path::PathBuf),
-    Database { admin_url: String, name: String },
-}
-
-fn postgres_admin_url() -> String {
-    std::env::var("TRADECORE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    db: TestDatabase,
 }
 
 impl TestDb {
     async fn new(backend: &str) -> Self {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = format!("tc_store_{}_{n}", std::process::id());
-        let (store, cleanup) = if backend == "sqlite" {
-            let dir = std::env::temp_dir().join(&name);
-            let url = format!("sqlite:{}", dir.join("tradecore.db").display());
-            (Store::connect(&url, StoreOptions::default()).await.unwrap(), Cleanup::File(dir))
-        } else {
-            let admin_url = postgres_admin_url();
-            let admin = Store::connect(&admin_url, StoreOptions { max_connections: 1, ..StoreOptions::default() })
-                .await
-                .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is needed for these tests: {e}"));
-            admin.execute_admin(&format!("CREATE DATABASE {name}")).await.unwrap();
-            admin.close().await;
-            let url = replace_database(&admin_url, &name);
-            (Store::connect(&url, StoreOptions::default()).await.unwrap(), Cleanup::Database { admin_url, name })
-        };
-        store.migrate().await.unwrap();
-        Self { store, cleanup }
+        let db = TestDatabase::create(backend, "store").await;
+        Self { store: db.store().await, db }
     }
 
     async fn drop_db(self) {
         self.store.close().await;
-        match self.cleanup {
-            Cleanup::File(dir) => {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            Cleanup::Database { admin_url, name } => {
-                if let Ok(admin) =
-                    Store::connect(&admin_url, StoreOptions { max_connections: 1, ..StoreOptions::default() }).await
-                {
-                    let _ = admin.execute_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                    admin.close().await;
-                }
-            }
-        }
-    }
-}
-
-fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let base = match base.rfind('/') {
-        Some(i) if i > "postgres://".len() => &base[..i],
-        _ => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
+        self.db.remove().await;
     }
 }
 

@@ -149,10 +149,9 @@ async fn load_bars(
         DataSource::Csv(text) => backtest::data::parse_csv(text.as_bytes(), "upload")
             .map_err(|e| ApiError::invalid("data.csv", e.to_string())),
         DataSource::Candles(source) => {
-            let instrument =
-                state.runtime.instruments().iter().find(|i| i.symbol.eq_ignore_ascii_case(&source.symbol)).ok_or_else(
-                    || ApiError::invalid("data.candles.symbol", format!("unknown symbol '{}'", source.symbol)),
-                )?;
+            let instrument = state.runtime.instrument_by_symbol(&source.symbol).ok_or_else(|| {
+                ApiError::invalid("data.candles.symbol", format!("unknown symbol '{}'", source.symbol))
+            })?;
             let interval: Interval = source.interval.parse().map_err(|e: sim::candles::ParseIntervalError| {
                 ApiError::invalid("data.candles.interval", e.to_string())
             })?;

@@ -61,13 +61,7 @@ async fn candles(
     Path(symbol): Path<String>,
     Query(query): Query<CandleQuery>,
 ) -> Result<Json<Vec<CandleRecord>>, ApiError> {
-    let instrument = state
-        .runtime
-        .instruments()
-        .iter()
-        .find(|i| i.symbol.eq_ignore_ascii_case(&symbol))
-        .ok_or_else(|| ApiError::not_found("instrument"))?
-        .id;
+    let instrument = state.runtime.instrument_by_symbol(&symbol).ok_or_else(|| ApiError::not_found("instrument"))?.id;
     let interval: Interval = query
         .interval
         .as_deref()

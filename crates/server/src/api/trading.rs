@@ -223,9 +223,7 @@ impl NewOrder {
             ClientOrderId::parse(&self.client_order_id).map_err(|e| ApiError::invalid("client_order_id", e))?;
         let instrument = state
             .runtime
-            .instruments()
-            .iter()
-            .find(|i| i.symbol.eq_ignore_ascii_case(&self.symbol))
+            .instrument_by_symbol(&self.symbol)
             .ok_or_else(|| ApiError::invalid("symbol", format!("unknown symbol '{}'", self.symbol)))?
             .id;
         let need = |field: &str, v: Option<Price>| {
@@ -331,9 +329,7 @@ async fn list_orders(
         Some(symbol) => Some(
             state
                 .runtime
-                .instruments()
-                .iter()
-                .find(|i| i.symbol.eq_ignore_ascii_case(symbol))
+                .instrument_by_symbol(symbol)
                 .ok_or_else(|| ApiError::invalid("symbol", format!("unknown symbol '{symbol}'")))?
                 .id,
         ),
@@ -416,9 +412,7 @@ async fn cancel_all(
         Some(symbol) => Some(
             state
                 .runtime
-                .instruments()
-                .iter()
-                .find(|i| i.symbol.eq_ignore_ascii_case(symbol))
+                .instrument_by_symbol(symbol)
                 .ok_or_else(|| ApiError::invalid("symbol", format!("unknown symbol '{symbol}'")))?
                 .id,
         ),

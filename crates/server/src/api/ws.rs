@@ -345,9 +345,7 @@ fn resolve(state: &AppState, channel: &str) -> Result<InstrumentId, String> {
     };
     state
         .runtime
-        .instruments()
-        .iter()
-        .find(|i| i.symbol.eq_ignore_ascii_case(symbol))
+        .instrument_by_symbol(symbol)
         .map(|i| i.id)
         .ok_or_else(|| format!("unknown instrument '{symbol}' in channel '{channel}'"))
 }
