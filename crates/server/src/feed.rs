@@ -46,6 +46,7 @@ pub fn spawn(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut ticks = Vec::new();
         let mut closed = Vec::new();
+        let mut last_equity_minute = runtime.now().as_nanos().div_euclid(model::time::NANOS_PER_MINUTE);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -69,6 +70,12 @@ pub fn spawn(
             }
             for agg in &mut aggregators {
                 agg.flush(now, &mut closed);
+            }
+            // Once a minute, on the minute: every account's equity for its history.
+            let minute = now.as_nanos().div_euclid(model::time::NANOS_PER_MINUTE);
+            if minute > last_equity_minute {
+                last_equity_minute = minute;
+                runtime.snapshot_equity(model::Timestamp::from_nanos(minute * model::time::NANOS_PER_MINUTE)).await;
             }
             if !closed.is_empty() {
                 let records: Vec<CandleRecord> = closed.iter().map(record).collect();

@@ -176,6 +176,22 @@ impl Runtime {
         let _ = self.quotes.send(quote);
     }
 
+    /// Records every account's equity at `at` (the equity history behind
+    /// account charts). A failure is logged: the next round tries again.
+    pub async fn snapshot_equity(&self, at: Timestamp) {
+        let handles: Vec<AccountHandle> = self.accounts.read().await.values().cloned().collect();
+        for handle in handles {
+            match handle.state().await {
+                Ok(state) => {
+                    if let Err(e) = self.store.save_equity(handle.id, at, state.equity()).await {
+                        tracing::warn!(account = handle.id, error = %e, "equity not recorded");
+                    }
+                }
+                Err(e) => tracing::warn!(account = handle.id, error = %e, "equity not recorded"),
+            }
+        }
+    }
+
     /// The latest quote of every instrument.
     #[must_use]
     pub fn latest_quotes(&self) -> Vec<Quote> {

@@ -112,6 +112,11 @@ both_backends!(
     backtests_run_in_the_background_and_report,
 );
 
+/// The account's live equity, as the summary reports it.
+async fn summary_equity(user: &User, account: i64) -> Value {
+    user.get(&format!("/api/v1/accounts/{account}")).await.1["equity"].clone()
+}
+
 async fn put(user: &User, path: String, state: &str) -> (StatusCode, Value) {
     user.call(reqwest::Method::PUT, &path, Some(json!({ "state": state }))).await
 }
@@ -155,6 +160,18 @@ async fn trade_to_a_fill_and_survive_a_restart(backend: &str) {
     assert_eq!(summary["positions"][0]["quantity"], "10");
     let (_, fills) = admin.get(&format!("/api/v1/accounts/{account}/fills")).await;
     assert_eq!(fills["items"].as_array().unwrap().len(), 1);
+    // The equity history gets a point a minute; take one now instead of waiting.
+    let runtime = &server.started.state.runtime;
+    runtime.snapshot_equity(runtime.now()).await;
+    let (status, history) = admin.get(&format!("/api/v1/accounts/{account}/equity")).await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    assert_eq!(history.as_array().unwrap().len(), 1);
+    // Marks move between the snapshot and now: compare loosely, exactly parsed.
+    let recorded = model::Money::parse(history[0]["equity"].as_str().unwrap()).unwrap();
+    let live = model::Money::parse(summary_equity(&admin, account).await.as_str().unwrap()).unwrap();
+    assert!((recorded - live).abs() < model::Money::from_int(50), "{recorded} vs {live}");
+    let (status, _) = admin.get(&format!("/api/v1/accounts/{account}/equity?from=noon")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
     // A resting limit far from the market, then cancelled.
     let (status, resting) = admin
@@ -198,6 +215,7 @@ async fn other_users_accounts_are_invisible(backend: &str) {
         format!("/api/v1/accounts/{account}/orders"),
         format!("/api/v1/accounts/{account}/fills"),
         format!("/api/v1/accounts/{account}/positions"),
+        format!("/api/v1/accounts/{account}/equity"),
     ] {
         let (status, body) = bob.get(&path).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");

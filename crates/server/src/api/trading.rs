@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/accounts/{account}", get(account_summary))
         .route("/api/v1/accounts/{account}/positions", get(positions))
         .route("/api/v1/accounts/{account}/balances", get(balances))
+        .route("/api/v1/accounts/{account}/equity", get(equity_history))
         .route("/api/v1/accounts/{account}/orders", post(submit).get(list_orders).delete(cancel_all))
         .route("/api/v1/accounts/{account}/orders/{order}", get(get_order).delete(cancel))
         .route("/api/v1/accounts/{account}/fills", get(fills))
@@ -198,6 +199,38 @@ async fn balances(
     owned(&state, &caller, account).await?;
     let rows = state.runtime.store.balances(account).await.map_err(|e| store_error(&e))?;
     Ok(Json(rows.into_iter().map(|(c, m)| (c.to_string(), m)).collect()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct EquityPoint {
+    time: model::Timestamp,
+    equity: Money,
+}
+
+/// Equity recorded once a minute, oldest first.
+async fn equity_history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account): Path<AccountId>,
+    Query(q): Query<RangeQuery>,
+) -> Result<Json<Vec<EquityPoint>>, ApiError> {
+    caller.require_scope(Scope::Read)?;
+    owned(&state, &caller, account).await?;
+    let time = |field: &str, value: &Option<String>, default: i64| match value {
+        Some(v) => model::Timestamp::parse(v).map_err(|e| ApiError::invalid(field, e.to_string())),
+        None => Ok(model::Timestamp::from_nanos(default)),
+    };
+    let from = time("from", &q.from, i64::MIN)?;
+    let to = time("to", &q.to, i64::MAX)?;
+    let rows = state.runtime.store.equity_history(account, from, to).await.map_err(|e| store_error(&e))?;
+    Ok(Json(rows.into_iter().map(|(time, equity)| EquityPoint { time, equity }).collect()))
 }
 
 #[derive(Debug, Deserialize)]
