@@ -75,7 +75,10 @@ pub fn spawn(
             let minute = now.as_nanos().div_euclid(model::time::NANOS_PER_MINUTE);
             if minute > last_equity_minute {
                 last_equity_minute = minute;
-                runtime.snapshot_equity(model::Timestamp::from_nanos(minute * model::time::NANOS_PER_MINUTE)).await;
+                // Off the feed's loop: quotes keep flowing while it runs.
+                let (runtime, at) =
+                    (Arc::clone(&runtime), model::Timestamp::from_nanos(minute * model::time::NANOS_PER_MINUTE));
+                tokio::spawn(async move { runtime.snapshot_equity(at).await });
             }
             if !closed.is_empty() {
                 let records: Vec<CandleRecord> = closed.iter().map(record).collect();

@@ -180,15 +180,15 @@ impl Runtime {
     /// account charts). A failure is logged: the next round tries again.
     pub async fn snapshot_equity(&self, at: Timestamp) {
         let handles: Vec<AccountHandle> = self.accounts.read().await.values().cloned().collect();
+        let mut rows = Vec::with_capacity(handles.len());
         for handle in handles {
             match handle.state().await {
-                Ok(state) => {
-                    if let Err(e) = self.store.save_equity(handle.id, at, state.equity()).await {
-                        tracing::warn!(account = handle.id, error = %e, "equity not recorded");
-                    }
-                }
+                Ok(state) => rows.push((handle.id, state.equity())),
                 Err(e) => tracing::warn!(account = handle.id, error = %e, "equity not recorded"),
             }
+        }
+        if let Err(e) = self.store.save_equities(at, &rows).await {
+            tracing::warn!(error = %e, accounts = rows.len(), "equity not recorded");
         }
     }
 

@@ -634,6 +634,26 @@ impl Store {
         Ok(())
     }
 
+    /// Records many accounts' equity at once, in one transaction (one sync
+    /// for the whole round instead of one per account).
+    pub async fn save_equities(&self, ts: Timestamp, rows: &[(AccountId, Money)]) -> Result<(), StoreError> {
+        let rows: Vec<(AccountId, String)> = rows.iter().map(|(a, e)| (*a, e.to_string())).collect();
+        on_pool!(self, |pool| async {
+            let mut tx = pool.begin().await?;
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let mut q = QueryBuilder::new("INSERT INTO equity_snapshots (account_id, ts_ns, equity) ");
+                q.push_values(chunk, |mut b, (account, equity)| {
+                    b.push_bind(*account).push_bind(ns(ts)).push_bind(equity);
+                });
+                q.push(" ON CONFLICT (account_id, ts_ns) DO UPDATE SET equity = excluded.equity");
+                q.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        }
+        .await)?;
+        Ok(())
+    }
+
     /// Equity history between two moments, oldest first.
     pub async fn equity_history(
         &self,

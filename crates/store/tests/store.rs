@@ -288,6 +288,14 @@ async fn snapshots_and_equity_history(store: &Store) {
     }
     let history = store.equity_history(account, t(0), t(2 * 86_400)).await.unwrap();
     assert_eq!(history, vec![(t(0), Money::parse("10000").unwrap()), (t(86_400), Money::parse("10100.5").unwrap())]);
+    // Many accounts in one round, replacing what a moment already had.
+    let other = store.create_account("b", usd(), t(0)).await.unwrap();
+    let round = [(account, Money::parse("9000").unwrap()), (other, Money::parse("5").unwrap())];
+    store.save_equities(t(86_400), &round).await.unwrap();
+    store.save_equities(t(86_400), &[]).await.unwrap();
+    let history = store.equity_history(account, t(86_400), t(86_401)).await.unwrap();
+    assert_eq!(history, vec![(t(86_400), Money::parse("9000").unwrap())]);
+    assert_eq!(store.equity_history(other, t(0), t(10 * 86_400)).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
