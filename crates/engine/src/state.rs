@@ -108,18 +108,30 @@ impl AccountState {
         self.balances.get(&currency).copied().unwrap_or_default()
     }
 
+    /// Cash in `currency` plus the marked value of positions quoted in it.
+    #[must_use]
+    pub fn equity_in(&self, currency: Currency) -> Money {
+        let positions: Money = self
+            .books
+            .iter()
+            .filter(|b| b.instrument.quote_currency == currency)
+            .map(InstrumentBook::market_value)
+            .sum();
+        self.cash(currency) + positions
+    }
+
+    /// Equity in every currency the account holds cash in.
+    #[must_use]
+    pub fn equity_by_currency(&self) -> Vec<(Currency, Money)> {
+        self.balances.keys().map(|c| (*c, self.equity_in(*c))).collect()
+    }
+
     /// Cash plus the marked value of positions quoted in the base currency.
     /// Positions quoted in other currencies are not converted (no FX rates in
     /// the core yet) and count at zero.
     #[must_use]
     pub fn equity(&self) -> Money {
-        let positions: Money = self
-            .books
-            .iter()
-            .filter(|b| b.instrument.quote_currency == self.base_currency)
-            .map(InstrumentBook::market_value)
-            .sum();
-        self.cash(self.base_currency) + positions
+        self.equity_in(self.base_currency)
     }
 
     /// Cash in `currency` not committed to open buy orders or held as

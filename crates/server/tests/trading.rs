@@ -157,6 +157,9 @@ async fn trade_to_a_fill_and_survive_a_restart(backend: &str) {
     assert_eq!(filled["status"], "filled", "the market order fills on the next quote");
     let (_, summary) = admin.get(&format!("/api/v1/accounts/{account}")).await;
     assert_eq!(summary["positions"][0]["symbol"], "AAPL");
+    let currencies: Vec<&str> =
+        summary["equity_by_currency"].as_array().unwrap().iter().map(|pair| pair[0].as_str().unwrap()).collect();
+    assert_eq!(currencies, ["USD", "USDT"], "equity in each quote currency");
     assert_eq!(summary["positions"][0]["quantity"], "10");
     let (_, fills) = admin.get(&format!("/api/v1/accounts/{account}/fills")).await;
     assert_eq!(fills["items"].as_array().unwrap().len(), 1);

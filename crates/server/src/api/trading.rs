@@ -137,7 +137,11 @@ struct PositionView {
 #[derive(Debug, Serialize)]
 struct Summary {
     id: AccountId,
+    /// Equity in the account's base currency (positions quoted in it included).
     equity: Money,
+    /// Equity per currency: cash in it plus the positions quoted in it (no
+    /// conversion between currencies).
+    equity_by_currency: Vec<(String, Money)>,
     balances: Vec<(String, Money)>,
     positions: Vec<PositionView>,
     open_orders: usize,
@@ -157,6 +161,7 @@ async fn account_summary(
     Ok(Json(Summary {
         id: account,
         equity: s.equity(),
+        equity_by_currency: s.equity_by_currency().into_iter().map(|(c, m)| (c.to_string(), m)).collect(),
         balances: s.balances.iter().map(|(c, m)| (c.to_string(), *m)).collect(),
         positions: s
             .books
