@@ -10,7 +10,25 @@ use serde_json::{Value, json};
 
 const PASSWORD: &str = "a long admin password for tests";
 
-fn spawn(dir: &std::path::Path) -> (Child, String) {
+/// The server process, killed when dropped so a failing assertion never
+/// leaves it running.
+struct Server(Child);
+
+impl Server {
+    /// `kill -9`, and wait for it to be gone.
+    fn kill_9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+fn spawn(dir: &std::path::Path) -> (Server, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tradecore"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
@@ -35,7 +53,7 @@ fn spawn(dir: &std::path::Path) -> (Child, String) {
         if let Some(addr) = line.strip_prefix("tradecore is listening on ") {
             // Keep reading stdout in the background so the child never blocks on it.
             std::thread::spawn(move || for _ in lines {});
-            return (child, addr.trim().to_string());
+            return (Server(child), addr.trim().to_string());
         }
     }
 }
@@ -70,7 +88,7 @@ async fn kill_9_loses_nothing_acknowledged() {
     let dir = std::env::temp_dir().join(format!("tradecore-crash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let (mut child, base) = spawn(&dir);
+    let (mut server, base) = spawn(&dir);
     let token = token(&base).await;
     let http = reqwest::Client::new();
     let account: Value = http
@@ -111,15 +129,14 @@ async fn kill_9_loses_nothing_acknowledged() {
     }
     // Kill it while the clients are still going.
     tokio::time::sleep(Duration::from_millis(150)).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    server.kill_9();
     let mut acknowledged = Vec::new();
     for t in tasks {
         acknowledged.extend(t.await.unwrap());
     }
     assert!(!acknowledged.is_empty(), "some orders were acknowledged before the kill");
 
-    let (mut child, base) = spawn(&dir);
+    let (mut server, base) = spawn(&dir);
     let orders = format!("{base}/api/v1/accounts/{account}/orders");
     for id in &acknowledged {
         let r = http.get(format!("{orders}/{id}")).bearer_auth(&token).send().await.unwrap();
@@ -163,7 +180,6 @@ async fn kill_9_loses_nothing_acknowledged() {
         let engine = summary["balances"].as_array().unwrap().iter().find(|b| b[0] == currency).unwrap();
         assert_eq!(engine[1], pair[1], "{currency} balance");
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    server.kill_9();
     let _ = std::fs::remove_dir_all(&dir);
 }

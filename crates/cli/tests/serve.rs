@@ -17,12 +17,24 @@ fn get(addr: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// Kills the server if the test fails before it stops it.
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 #[test]
 fn serve_starts_on_defaults_answers_and_stops_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("tradecore-serve-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tradecore"))
+    let child = Command::new(env!("CARGO_BIN_EXE_tradecore"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(&dir)
         .env_remove("TRADECORE_DATABASE__URL")
@@ -30,7 +42,8 @@ fn serve_starts_on_defaults_answers_and_stops_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut child = Reap(child);
+    let stdout = child.0.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let started = Instant::now();
     let addr = loop {
@@ -47,18 +60,18 @@ fn serve_starts_on_defaults_answers_and_stops_on_sigterm() {
     // The embedded default: SQLite under ./data.
     assert!(dir.join("data/tradecore.db").exists());
 
-    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let kill = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
     assert!(kill.success());
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child.0.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     assert!(status.success(), "exit status {status}; stderr: {stderr}");
     assert!(stderr.contains("flushing the journal"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
