@@ -83,6 +83,10 @@ async fn token(base: &str) -> String {
     token["token"].as_str().unwrap().to_string()
 }
 
+async fn get_json(http: &reqwest::Client, token: &str, url: String) -> Value {
+    http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_nothing_acknowledged() {
     let dir = std::env::temp_dir().join(format!("tradecore-crash-{}", std::process::id()));
@@ -143,38 +147,14 @@ async fn kill_9_loses_nothing_acknowledged() {
         assert_eq!(r.status(), 200, "acknowledged order {id} survived the kill");
     }
     // The engine's state after replay matches the read models.
-    let summary: Value = http
-        .get(format!("{base}/api/v1/accounts/{account}"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let positions: Value = http
-        .get(format!("{base}/api/v1/accounts/{account}/positions"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let summary = get_json(&http, &token, format!("{base}/api/v1/accounts/{account}")).await;
+    let positions = get_json(&http, &token, format!("{base}/api/v1/accounts/{account}/positions")).await;
     for live in summary["positions"].as_array().unwrap() {
         let stored = positions.as_array().unwrap().iter().find(|p| p["instrument"] == live["instrument"]).unwrap();
         assert_eq!(live["quantity"], stored["quantity"], "engine {summary} vs read model {positions}");
         assert_eq!(live["fees"], stored["fees"], "engine {summary} vs read model {positions}");
     }
-    let balances: Value = http
-        .get(format!("{base}/api/v1/accounts/{account}/balances"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let balances = get_json(&http, &token, format!("{base}/api/v1/accounts/{account}/balances")).await;
     for pair in balances.as_array().unwrap() {
         let currency = pair[0].as_str().unwrap();
         let engine = summary["balances"].as_array().unwrap().iter().find(|b| b[0] == currency).unwrap();

@@ -55,6 +55,15 @@ async fn owned(state: &AppState, caller: &Caller, account: AccountId) -> Result<
         .ok_or_else(|| ApiError::unavailable("the account is not running; try again shortly"))
 }
 
+/// The paper instrument a `symbol` field names, or a 422 on that field.
+fn instrument_id(state: &AppState, symbol: &str) -> Result<InstrumentId, ApiError> {
+    state
+        .runtime
+        .instrument_by_symbol(symbol)
+        .map(|i| i.id)
+        .ok_or_else(|| ApiError::invalid("symbol", format!("unknown symbol '{symbol}'")))
+}
+
 fn account_error(e: AccountError) -> ApiError {
     match e {
         AccountError::Engine(engine::EngineError::ClientOrderIdConflict(id)) => ApiError::conflict(
@@ -259,11 +268,7 @@ impl NewOrder {
     fn into_request(self, state: &AppState) -> Result<OrderRequest, ApiError> {
         let client_order_id =
             ClientOrderId::parse(&self.client_order_id).map_err(|e| ApiError::invalid("client_order_id", e))?;
-        let instrument = state
-            .runtime
-            .instrument_by_symbol(&self.symbol)
-            .ok_or_else(|| ApiError::invalid("symbol", format!("unknown symbol '{}'", self.symbol)))?
-            .id;
+        let instrument = instrument_id(state, &self.symbol)?;
         let need = |field: &str, v: Option<Price>| {
             v.ok_or_else(|| ApiError::invalid(field, format!("a {} order needs {field}", self.order_type)))
         };
@@ -364,13 +369,7 @@ async fn list_orders(
     };
     let instrument = match &q.symbol {
         None => None,
-        Some(symbol) => Some(
-            state
-                .runtime
-                .instrument_by_symbol(symbol)
-                .ok_or_else(|| ApiError::invalid("symbol", format!("unknown symbol '{symbol}'")))?
-                .id,
-        ),
+        Some(symbol) => Some(instrument_id(&state, symbol)?),
     };
     let query = OrderQuery { open_only, status, instrument, before: q.before.map(OrderId), limit };
     let items = state.runtime.store.orders(account, &query).await.map_err(|e| store_error(&e))?;
@@ -447,13 +446,7 @@ async fn cancel_all(
     let handle = owned(&state, &caller, account).await?;
     let instrument = match &q.symbol {
         None => None,
-        Some(symbol) => Some(
-            state
-                .runtime
-                .instrument_by_symbol(symbol)
-                .ok_or_else(|| ApiError::invalid("symbol", format!("unknown symbol '{symbol}'")))?
-                .id,
-        ),
+        Some(symbol) => Some(instrument_id(&state, symbol)?),
     };
     let before = handle.state().await.map_err(account_error)?.open_orders.len();
     handle.command(Command::CancelAll { instrument }).await.map_err(account_error)?;
