@@ -82,9 +82,13 @@ pub fn spawn(
             }
             if !closed.is_empty() {
                 let records: Vec<CandleRecord> = closed.iter().map(record).collect();
-                closed.clear();
-                if let Err(e) = runtime.store.save_candles(&records).await {
-                    tracing::warn!(error = %e, "candles not saved");
+                match runtime.store.save_candles(&records).await {
+                    // Announced once stored, so whatever a bot acted on is there when it restarts.
+                    Ok(()) => closed.drain(..).for_each(|c| runtime.publish_candle(c)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "candles not saved");
+                        closed.clear();
+                    }
                 }
             }
         }

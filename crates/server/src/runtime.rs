@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use engine::Command;
 use model::{Currency, Instrument, Money, Quote, Timestamp};
+use sim::candles::Candle;
 use sim::quotes::QuoteFillConfig;
 use store::{AccountId, GroupCommitter, Store, StoreError};
 use tokio::sync::{RwLock, broadcast};
@@ -23,6 +24,15 @@ pub struct RuntimeOptions {
     pub clock: Clock,
     /// Most commits in one transaction.
     pub max_batch: usize,
+}
+
+/// A change to a bot (status, a decision, an order it placed), announced to
+/// the `bots` WebSocket channel of the account's owner.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BotUpdate {
+    pub bot: i64,
+    pub account: AccountId,
+    pub data: serde_json::Value,
 }
 
 /// Why the runtime could not start or do something.
@@ -47,6 +57,8 @@ pub struct Runtime {
     accounts: RwLock<HashMap<AccountId, AccountHandle>>,
     options: RuntimeOptions,
     quotes: broadcast::Sender<Quote>,
+    candles: broadcast::Sender<Candle>,
+    bot_updates: broadcast::Sender<Arc<BotUpdate>>,
     updates: accounts::Updates,
     latest: std::sync::RwLock<HashMap<model::InstrumentId, Quote>>,
     /// The global kill switch, applied to every account (and to new ones).
@@ -63,6 +75,8 @@ impl Runtime {
         }
         let (committer, writer) = GroupCommitter::start(store.clone(), options.max_batch, 16_384);
         let (quotes, _) = broadcast::channel(4_096);
+        let (candles, _) = broadcast::channel(1_024);
+        let (bot_updates, _) = broadcast::channel(4_096);
         let (updates, _) = broadcast::channel(16_384);
         let runtime = Arc::new(Self {
             store: store.clone(),
@@ -71,6 +85,8 @@ impl Runtime {
             accounts: RwLock::new(HashMap::new()),
             options,
             quotes,
+            candles,
+            bot_updates,
             updates,
             latest: std::sync::RwLock::new(HashMap::new()),
             global_state: RwLock::new(engine::TradingState::Active),
@@ -198,6 +214,25 @@ impl Runtime {
         let mut quotes: Vec<Quote> = self.latest.read().map(|l| l.values().copied().collect()).unwrap_or_default();
         quotes.sort_by_key(|q| q.instrument);
         quotes
+    }
+
+    /// Announces a closed candle (already stored) to bots and subscribers.
+    pub fn publish_candle(&self, candle: Candle) {
+        let _ = self.candles.send(candle);
+    }
+
+    #[must_use]
+    pub fn subscribe_candles(&self) -> broadcast::Receiver<Candle> {
+        self.candles.subscribe()
+    }
+
+    pub fn publish_bot_update(&self, update: BotUpdate) {
+        let _ = self.bot_updates.send(Arc::new(update));
+    }
+
+    #[must_use]
+    pub fn subscribe_bot_updates(&self) -> broadcast::Receiver<Arc<BotUpdate>> {
+        self.bot_updates.subscribe()
     }
 
     #[must_use]
