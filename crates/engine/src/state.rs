@@ -309,6 +309,13 @@ impl AccountState {
     }
 }
 
+/// Moves `position` by `fill` exactly as the account does (for P&L of a
+/// subset of fills, such as one bot's).
+pub fn apply_fill_to_position(position: &mut Position, instrument: &Instrument, fill: &Fill) {
+    let total = instrument.notional(fill.price, fill.quantity);
+    apply_to_position(position, instrument, fill, total);
+}
+
 /// Moves a position by a fill: adds to it, reduces it (realizing P&L against
 /// the pro-rated cost basis), or closes and reverses it. `total` is the fill's
 /// notional; it is split exactly between the closing and opening parts so

@@ -18,6 +18,7 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     pub config: Arc<crate::config::Config>,
     pub limits: Arc<crate::limits::Limits>,
+    pub bots: Arc<crate::bots::Bots>,
 }
 
 impl AppState {
@@ -25,7 +26,8 @@ impl AppState {
     pub fn new(runtime: Arc<Runtime>, config: Arc<crate::config::Config>) -> Self {
         let limits =
             crate::limits::Limits::new(config.rate_limit.per_ip_per_minute, config.rate_limit.per_token_per_minute);
-        Self { runtime, config, limits: Arc::new(limits) }
+        let bots = Arc::new(crate::bots::Bots::new(Arc::clone(&runtime)));
+        Self { runtime, config, limits: Arc::new(limits), bots }
     }
 }
 
@@ -40,6 +42,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::api::trading::routes())
         .merge(crate::api::risk::routes())
         .merge(crate::api::backtests::routes())
+        .merge(crate::api::bots::routes())
         .merge(crate::routes::auth::routes())
         .fallback(not_found)
         // Oversized bodies are refused before a handler reads them (413).

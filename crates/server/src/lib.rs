@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod bots;
 pub mod config;
 pub mod error;
 pub mod feed;

@@ -208,6 +208,18 @@ impl Runtime {
         }
     }
 
+    /// The latest quote of one instrument.
+    #[must_use]
+    pub fn latest_quote(&self, instrument: model::InstrumentId) -> Option<Quote> {
+        self.latest.read().ok().and_then(|l| l.get(&instrument).copied())
+    }
+
+    /// How paper orders fill (fees, slippage).
+    #[must_use]
+    pub fn fill_config(&self) -> QuoteFillConfig {
+        self.options.fill
+    }
+
     /// The latest quote of every instrument.
     #[must_use]
     pub fn latest_quotes(&self) -> Vec<Quote> {

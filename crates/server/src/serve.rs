@@ -41,6 +41,8 @@ pub enum ServeError {
     Server(std::io::Error),
     #[error("cannot create the first admin: {0}")]
     Admin(crate::auth::AuthError),
+    #[error("cannot resume bots: {0}")]
+    Bots(crate::bots::BotError),
 }
 
 /// Sets up logging once: human-readable or JSON, filtered by `log.level`
@@ -93,6 +95,8 @@ pub struct Started {
 impl Started {
     /// Stops the market and flushes every account.
     pub async fn stop(self) {
+        // Bots first: they stay recorded as running and resume on the next start.
+        self.state.bots.shutdown().await;
         let _ = self.stop_market.send(true);
         let _ = self.market.await;
         self.state.runtime.shutdown().await;
@@ -126,7 +130,12 @@ pub async fn start(config: Config) -> Result<Started, ServeError> {
     });
     let (stop_market, stop) = watch::channel(false);
     let market = crate::feed::spawn(Arc::clone(&runtime), specs, config.paper.ticks_per_second, seed, stop);
-    Ok(Started { state: AppState::new(runtime, Arc::new(config)), admin_password, stop_market, market })
+    let state = AppState::new(runtime, Arc::new(config));
+    let resumed = state.bots.resume().await.map_err(ServeError::Bots)?;
+    if resumed > 0 {
+        tracing::info!(bots = resumed, "bots resumed");
+    }
+    Ok(Started { state, admin_password, stop_market, market })
 }
 
 /// `tradecore serve`: runs until SIGINT or SIGTERM.

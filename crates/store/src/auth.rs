@@ -399,7 +399,7 @@ const SESSION_COLUMNS: &str = "sessions.id, sessions.user_id, sessions.csrf_toke
      sessions.expires_ns, sessions.last_seen_ns, sessions.user_agent, sessions.ip";
 const TOKEN_COLUMNS: &str = "api_tokens.id, api_tokens.user_id, api_tokens.name, api_tokens.scopes, \
      api_tokens.created_ns, api_tokens.expires_ns, api_tokens.revoked_ns, api_tokens.last_used_ns";
-const AUDIT_INSERT: &str =
+pub(crate) const AUDIT_INSERT: &str =
     "INSERT INTO audit_log (ts_ns, user_id, action, target, detail, ip) VALUES ($1, $2, $3, $4, $5, $6)";
 
 type UserTuple = (i64, String, String, String, bool, bool, i64);

@@ -26,8 +26,48 @@ macro_rules! on_pool {
     };
 }
 
+/// Reads columns `0..N` of a row into a tuple (the tuple's type comes from
+/// the binding it is assigned to).
+macro_rules! row_tuple {
+    ($r:expr, 10) => {
+        (
+            $r.try_get(0)?,
+            $r.try_get(1)?,
+            $r.try_get(2)?,
+            $r.try_get(3)?,
+            $r.try_get(4)?,
+            $r.try_get(5)?,
+            $r.try_get(6)?,
+            $r.try_get(7)?,
+            $r.try_get(8)?,
+            $r.try_get(9)?,
+        )
+    };
+    ($r:expr, 16) => {
+        (
+            $r.try_get(0)?,
+            $r.try_get(1)?,
+            $r.try_get(2)?,
+            $r.try_get(3)?,
+            $r.try_get(4)?,
+            $r.try_get(5)?,
+            $r.try_get(6)?,
+            $r.try_get(7)?,
+            $r.try_get(8)?,
+            $r.try_get(9)?,
+            $r.try_get(10)?,
+            $r.try_get(11)?,
+            $r.try_get(12)?,
+            $r.try_get(13)?,
+            $r.try_get(14)?,
+            $r.try_get(15)?,
+        )
+    };
+}
+
 pub mod auth;
 pub mod backtests;
+pub mod bots;
 mod commit;
 mod market;
 #[cfg(any(test, feature = "test-support"))]
@@ -123,12 +163,14 @@ pub struct AccountRow {
 
 /// Which orders to list. Results are newest first; `before` is the cursor
 /// (the last order id of the previous page).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OrderQuery {
     pub open_only: bool,
     pub status: Option<OrderStatus>,
     pub instrument: Option<InstrumentId>,
     pub before: Option<OrderId>,
+    /// Only orders whose client order id starts with this (a bot's orders).
+    pub client_prefix: Option<String>,
     pub limit: u32,
 }
 
@@ -164,6 +206,33 @@ where
 }
 
 /// Was this error a primary-key or unique violation?
+/// A fill as selected by [`FILL_COLUMNS`].
+pub(crate) type FillTuple = (i64, i64, i64, i64, String, String, String, String, String, i64);
+
+/// The columns of a [`FillTuple`], in order.
+pub(crate) const FILL_COLUMNS: &str = "fills.seq, fills.order_id, fills.trade_id, fills.instrument_id, fills.side, \
+     fills.quantity, fills.price, fills.fee, fills.liquidity, fills.ts_ns";
+
+pub(crate) fn fill_from(
+    (seq, order, trade, instrument, side, qty, price, fee, liquidity, ts): FillTuple,
+) -> Result<(u64, Fill), StoreError> {
+    let fill = Fill {
+        order_id: OrderId(from_i64(order, "order id")?),
+        trade_id: from_i64(trade, "trade id")?,
+        instrument: InstrumentId(
+            u32::try_from(instrument)
+                .map_err(|_| StoreError::Corrupt { what: "instrument id", detail: instrument.to_string() })?,
+        ),
+        side: parse_text(&side, "side")?,
+        quantity: parse_text(&qty, "quantity")?,
+        price: parse_text(&price, "price")?,
+        fee: parse_text(&fee, "fee")?,
+        liquidity: parse_json(&format!("\"{liquidity}\""), "liquidity")?,
+        ts: Timestamp::from_nanos(ts),
+    };
+    Ok((from_i64(seq, "seq")?, fill))
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -510,6 +579,11 @@ impl Store {
             if let Some(before) = before {
                 q.push(" AND order_id < ").push_bind(before);
             }
+            if let Some(prefix) = &query.client_prefix {
+                let len = i64::try_from(prefix.len()).unwrap_or(i64::MAX);
+                q.push(" AND substr(client_order_id, 1, CAST(").push_bind(len).push(" AS INTEGER)) = ");
+                q.push_bind(prefix.clone());
+            }
             q.push(" ORDER BY order_id DESC LIMIT ").push_bind(i64::from(query.limit.max(1)));
             let rows = q.build().fetch_all(pool).await?;
             rows.iter().map(|r| r.try_get(0)).collect::<Result<Vec<_>, sqlx::Error>>()?
@@ -539,47 +613,12 @@ impl Store {
         let sql = "SELECT seq, order_id, trade_id, instrument_id, side, quantity, price, fee, liquidity, ts_ns \
                    FROM fills WHERE account_id = $1 AND seq < $2 ORDER BY seq DESC, order_id DESC, trade_id DESC LIMIT $3";
         let before = before_seq.map_or(Ok(i64::MAX), |s| to_i64(s, "seq"))?;
-        type FillRow = (i64, i64, i64, i64, String, String, String, String, String, i64);
-        let rows: Vec<FillRow> = on_pool!(self, |pool| {
+        let rows: Vec<FillTuple> = on_pool!(self, |pool| {
             let rows =
                 sqlx::query(sql).bind(account).bind(before).bind(i64::from(limit.max(1))).fetch_all(pool).await?;
-            rows.iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get(0)?,
-                        r.try_get(1)?,
-                        r.try_get(2)?,
-                        r.try_get(3)?,
-                        r.try_get(4)?,
-                        r.try_get(5)?,
-                        r.try_get(6)?,
-                        r.try_get(7)?,
-                        r.try_get(8)?,
-                        r.try_get(9)?,
-                    ))
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()?
+            rows.iter().map(|r| Ok(row_tuple!(r, 10))).collect::<Result<Vec<_>, sqlx::Error>>()?
         });
-        rows.into_iter()
-            .map(|(seq, order, trade, instrument, side, qty, price, fee, liquidity, ts)| {
-                let fill =
-                    Fill {
-                        order_id: OrderId(from_i64(order, "order id")?),
-                        trade_id: from_i64(trade, "trade id")?,
-                        instrument: InstrumentId(u32::try_from(instrument).map_err(|_| StoreError::Corrupt {
-                            what: "instrument id",
-                            detail: instrument.to_string(),
-                        })?),
-                        side: parse_text(&side, "side")?,
-                        quantity: parse_text(&qty, "quantity")?,
-                        price: parse_text(&price, "price")?,
-                        fee: parse_text(&fee, "fee")?,
-                        liquidity: parse_json(&format!("\"{liquidity}\""), "liquidity")?,
-                        ts: Timestamp::from_nanos(ts),
-                    };
-                Ok((from_i64(seq, "seq")?, fill))
-            })
-            .collect()
+        rows.into_iter().map(fill_from).collect()
     }
 
     /// Positions of an account, flat ones included (they carry realized P&L).

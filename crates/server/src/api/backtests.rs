@@ -39,14 +39,14 @@ pub fn routes() -> Router<AppState> {
 /// and checked against the strategy's declared type.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
-enum ParamInput {
+pub(crate) enum ParamInput {
     Text(String),
     Number(serde_json::Number),
     Flag(bool),
 }
 
 impl ParamInput {
-    fn as_text(&self) -> String {
+    pub(crate) fn as_text(&self) -> String {
         match self {
             Self::Text(s) => s.clone(),
             Self::Number(n) => n.to_string(),

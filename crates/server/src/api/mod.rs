@@ -2,6 +2,7 @@
 //! `crate::routes`).
 
 pub mod backtests;
+pub mod bots;
 pub mod market;
 pub mod risk;
 pub mod trading;

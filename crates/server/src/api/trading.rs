@@ -43,7 +43,7 @@ fn store_error(e: &store::StoreError) -> ApiError {
 }
 
 /// The caller's account, or 404.
-async fn owned(state: &AppState, caller: &Caller, account: AccountId) -> Result<AccountHandle, ApiError> {
+pub(crate) async fn owned(state: &AppState, caller: &Caller, account: AccountId) -> Result<AccountHandle, ApiError> {
     let owner = state.runtime.store.account_owner(account).await.map_err(|e| store_error(&e))?;
     if owner != Some(caller.user_id) {
         return Err(ApiError::not_found("account"));
@@ -268,6 +268,13 @@ impl NewOrder {
     fn into_request(self, state: &AppState) -> Result<OrderRequest, ApiError> {
         let client_order_id =
             ClientOrderId::parse(&self.client_order_id).map_err(|e| ApiError::invalid("client_order_id", e))?;
+        // Bots own this prefix: a manual order with it would count as a bot's.
+        if self.client_order_id.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("bot")) {
+            return Err(ApiError::invalid(
+                "client_order_id",
+                "client order ids starting with 'bot' are reserved for bots",
+            ));
+        }
         let instrument = instrument_id(state, &self.symbol)?;
         let need = |field: &str, v: Option<Price>| {
             v.ok_or_else(|| ApiError::invalid(field, format!("a {} order needs {field}", self.order_type)))
@@ -329,7 +336,7 @@ async fn submit(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct OrderListQuery {
+pub(crate) struct OrderListQuery {
     status: Option<String>,
     symbol: Option<String>,
     before: Option<u64>,
@@ -337,7 +344,7 @@ struct OrderListQuery {
 }
 
 #[derive(Debug, Serialize)]
-struct Page<T> {
+pub(crate) struct Page<T> {
     items: Vec<T>,
     /// Pass as `before` for the next (older) page; absent on the last page.
     next_before: Option<u64>,
@@ -361,6 +368,17 @@ async fn list_orders(
 ) -> Result<Json<Page<Order>>, ApiError> {
     caller.require_scope(Scope::Read)?;
     owned(&state, &caller, account).await?;
+    order_page(&state, account, &q, None).await
+}
+
+/// A page of an account's orders (only those whose client order id starts
+/// with `client_prefix`, when given).
+pub(crate) async fn order_page(
+    state: &AppState,
+    account: AccountId,
+    q: &OrderListQuery,
+    client_prefix: Option<String>,
+) -> Result<Json<Page<Order>>, ApiError> {
     let limit = page_limit(q.limit)?;
     let (open_only, status) = match q.status.as_deref() {
         None => (false, None),
@@ -369,9 +387,9 @@ async fn list_orders(
     };
     let instrument = match &q.symbol {
         None => None,
-        Some(symbol) => Some(instrument_id(&state, symbol)?),
+        Some(symbol) => Some(instrument_id(state, symbol)?),
     };
-    let query = OrderQuery { open_only, status, instrument, before: q.before.map(OrderId), limit };
+    let query = OrderQuery { open_only, status, instrument, before: q.before.map(OrderId), client_prefix, limit };
     let items = state.runtime.store.orders(account, &query).await.map_err(|e| store_error(&e))?;
     let next_before = if items.len() == limit as usize { items.last().map(|o| o.id.0) } else { None };
     Ok(Json(Page { items, next_before }))
