@@ -256,3 +256,30 @@ async fn a_bot_resumes_after_a_restart_where_it_left_off(backend: &str) {
     server.stop().await;
     db.remove().await;
 }
+
+/// A bot acts on the newest candle when it starts; acting on it again after
+/// a restart (as after a crash between the candle and the order) places
+/// nothing twice, because the client order ids are the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_does_not_repeat_the_newest_candles_orders() {
+    let db = TestDatabase::create("sqlite", "bots").await;
+    let server = start(&db).await;
+    let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
+    let account = open_account(&admin).await;
+    // Yesterday's candle is the latest closed daily bucket.
+    close_candle(&server, 1, "180").await;
+    let id = create_dca(&admin, account, true).await["id"].as_i64().unwrap();
+    let view = settled(&admin, id, 1).await;
+    assert_eq!(view["activity"]["replayed_bars"], 0, "{view}");
+    assert_eq!(bot_orders(&admin, id).await.len(), 1, "the newest candle is acted on at start");
+    server.stop().await;
+
+    let server = start(&db).await;
+    let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
+    settled(&admin, id, 1).await;
+    assert_eq!(bot_orders(&admin, id).await.len(), 1, "the same candle's order is a duplicate, not a new order");
+    let (_, fills) = admin.get(&format!("/api/v1/accounts/{account}/fills")).await;
+    assert_eq!(fills["items"].as_array().unwrap().len(), 1);
+    server.stop().await;
+    db.remove().await;
+}
