@@ -451,21 +451,6 @@ macro_rules! token_at {
     };
 }
 
-/// Writes an audit record inside the transaction `$tx`.
-macro_rules! insert_audit {
-    ($tx:expr, $entry:expr, $target:expr, $detail:expr) => {
-        sqlx::query(AUDIT_INSERT)
-            .bind(ns($entry.ts))
-            .bind($entry.user_id)
-            .bind($entry.action)
-            .bind($target)
-            .bind($detail)
-            .bind($entry.ip)
-            .execute(&mut *$tx)
-            .await?
-    };
-}
-
 fn user_from(t: UserTuple) -> Result<UserRow, StoreError> {
     Ok(UserRow {
         id: t.0,
@@ -504,7 +489,7 @@ fn token_from(t: TokenTuple) -> Result<TokenRow, StoreError> {
     })
 }
 
-fn detail_text(entry: &AuditEntry<'_>) -> Result<String, StoreError> {
+pub(crate) fn detail_text(entry: &AuditEntry<'_>) -> Result<String, StoreError> {
     serde_json::to_string(&entry.detail)
         .map_err(|e| StoreError::Corrupt { what: "audit detail", detail: e.to_string() })
 }

@@ -145,26 +145,6 @@ fn row(r: Raw) -> Result<BotRow, StoreError> {
     })
 }
 
-/// Writes an audit record inside the transaction `$tx`.
-macro_rules! insert_audit {
-    ($tx:expr, $entry:expr, $target:expr, $detail:expr) => {
-        sqlx::query(crate::auth::AUDIT_INSERT)
-            .bind($entry.ts.as_nanos())
-            .bind($entry.user_id)
-            .bind($entry.action)
-            .bind($target)
-            .bind($detail)
-            .bind($entry.ip)
-            .execute(&mut *$tx)
-            .await?
-    };
-}
-
-fn audit_detail(entry: &AuditEntry<'_>) -> Result<String, StoreError> {
-    serde_json::to_string(&entry.detail)
-        .map_err(|e| StoreError::Corrupt { what: "audit detail", detail: e.to_string() })
-}
-
 /// A status change to write.
 #[derive(Debug, Clone)]
 pub enum BotChange<'a> {
@@ -190,7 +170,7 @@ impl Store {
                    RETURNING id";
         let params = serde_json::to_string(bot.params)
             .map_err(|e| StoreError::Corrupt { what: "bot params", detail: e.to_string() })?;
-        let detail = audit_detail(audit)?;
+        let detail = crate::auth::detail_text(audit)?;
         let id: i64 = on_pool!(self, |pool| async {
             let mut tx = pool.begin().await?;
             let id: i64 = sqlx::query(sql)
@@ -297,7 +277,7 @@ impl Store {
                 None,
             ),
         };
-        let detail = audit.map(audit_detail).transpose()?;
+        let detail = audit.map(crate::auth::detail_text).transpose()?;
         let changed: u64 = on_pool!(self, |pool| async {
             let mut tx = pool.begin().await?;
             let done = sqlx::query(sql)
@@ -328,7 +308,7 @@ impl Store {
     /// `false` when it does not exist or is running.
     pub async fn delete_bot(&self, id: BotId, audit: &AuditEntry<'_>) -> Result<bool, StoreError> {
         let sql = "DELETE FROM bots WHERE id = $1 AND status <> 'running'";
-        let detail = audit_detail(audit)?;
+        let detail = crate::auth::detail_text(audit)?;
         let deleted: bool = on_pool!(self, |pool| async {
             let mut tx = pool.begin().await?;
             let done = sqlx::query(sql).bind(id).execute(&mut *tx).await?.rows_affected();

@@ -65,6 +65,22 @@ macro_rules! row_tuple {
     };
 }
 
+/// Writes an audit record (`crate::auth::AUDIT_INSERT`) inside the open
+/// transaction `$tx`, so a change and its record land together.
+macro_rules! insert_audit {
+    ($tx:expr, $entry:expr, $target:expr, $detail:expr) => {
+        sqlx::query(crate::auth::AUDIT_INSERT)
+            .bind($entry.ts.as_nanos())
+            .bind($entry.user_id)
+            .bind($entry.action)
+            .bind($target)
+            .bind($detail)
+            .bind($entry.ip)
+            .execute(&mut *$tx)
+            .await?
+    };
+}
+
 pub mod auth;
 pub mod backtests;
 pub mod bots;
