@@ -267,9 +267,14 @@ async fn a_slow_websocket_reader_does_not_hold_back_others() {
     use sim::candles::{Candle, Interval};
     use tokio_tungstenite::tungstenite::Message;
     type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-    // Rounds of one quote per instrument and one candle per channel: enough
-    // bytes to fill the slow socket's buffers several times over.
-    const ROUNDS: i64 = 1_500;
+    // Rounds of one quote per instrument and one candle per channel (25
+    // values, about 250 bytes each): enough to fill the slow socket's
+    // buffers twice over, the largest send buffer the kernel allows included.
+    let send_buffer_max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse::<i64>().ok())
+        .unwrap_or(4 << 20);
+    let rounds = (2 * send_buffer_max / (25 * 250)).max(1_000);
     let s = start("sqlite").await;
     let runtime = &s.started.state.runtime;
     let url = format!("{}/api/v1/ws", s.base.replace("http://", "ws://"));
@@ -319,7 +324,7 @@ async fn a_slow_websocket_reader_does_not_hold_back_others() {
             && serde_json::from_value::<model::Timestamp>(message["data"]["start"].clone()).ok() == Some(day(round))
     };
     let mut published = 0;
-    for round in 1..=ROUNDS {
+    for round in 1..=rounds {
         for (id, _) in &instruments {
             // Stamped in the past: the feed's own quotes are newer.
             runtime.publish_quote(quote(*id, round, 100 + round)).await;
@@ -348,7 +353,7 @@ async fn a_slow_websocket_reader_does_not_hold_back_others() {
     let mut count = 0;
     while let Some(message) = next(&mut slow).await {
         count += usize::from(message["type"] == "quote" || message["type"] == "candle");
-        if ends_round(&message, ROUNDS) {
+        if ends_round(&message, rounds) {
             break;
         }
     }
