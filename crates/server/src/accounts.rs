@@ -13,8 +13,9 @@
 use std::collections::{BTreeSet, HashMap};
 
 use engine::{Command, Engine, EngineError, Input, OrderRequest, Output, Submission, VenueRequest};
+use model::account::Position;
 use model::event::{Event, EventKind};
-use model::{Currency, ExecutionReport, InstrumentId, Order, OrderId, Quote, Timestamp};
+use model::{Currency, ExecutionReport, InstrumentId, Money, Order, OrderId, Quote, Timestamp};
 use sim::quotes::{QuoteFillConfig, QuoteVenue};
 use store::{AccountId, Commit, GroupCommitter, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
@@ -56,28 +57,137 @@ pub struct AccountUpdate {
     pub account: AccountId,
     pub seq: u64,
     pub event: Event,
+    /// For an order event: the order as it was right after this event.
+    pub order: Option<Order>,
+    /// On the last event of a commit that changed positions or balances:
+    /// the rows the commit wrote (as the read models hold them after it).
+    pub holdings: Option<Holdings>,
+}
+
+/// Positions and balances a commit wrote.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Holdings {
+    /// The positions of the instruments the commit touched.
+    pub positions: Vec<Position>,
+    /// Every balance, when the commit moved cash; empty otherwise.
+    pub balances: Vec<(Currency, Money)>,
 }
 
 /// Where durable events are announced (WebSocket subscribers listen here).
 pub type Updates = tokio::sync::broadcast::Sender<std::sync::Arc<AccountUpdate>>;
 
+/// The order an event is about, if it is an order event.
+#[must_use]
+pub fn order_of(kind: &EventKind) -> Option<OrderId> {
+    match kind {
+        EventKind::OrderSubmitted { order } | EventKind::OrderDenied { order } => Some(order.id),
+        EventKind::OrderAccepted { order_id }
+        | EventKind::OrderRejected { order_id, .. }
+        | EventKind::OrderCancelRequested { order_id }
+        | EventKind::OrderCancelRejected { order_id }
+        | EventKind::OrderCancelled { order_id }
+        | EventKind::OrderExpired { order_id } => Some(*order_id),
+        EventKind::OrderFilled { fill } => Some(fill.order_id),
+        _ => None,
+    }
+}
+
+/// Tells what an order looked like right after each of its events. The
+/// engine keeps only each order's latest state, so this replays the events
+/// on a scratch state with the engine's own fold (so the two cannot differ).
+/// It keeps only open orders: closed ones get no more events.
+#[derive(Debug, Clone)]
+pub struct OrderFold {
+    scratch: engine::AccountState,
+}
+
+impl OrderFold {
+    /// A fold that knows these instruments (fills need their multipliers)
+    /// and no orders yet. `base` only matters to cash, which is not read.
+    #[must_use]
+    pub fn new(base: Currency, instruments: impl IntoIterator<Item = model::Instrument>) -> Self {
+        let mut scratch = engine::AccountState::new(base);
+        scratch.books = instruments
+            .into_iter()
+            .map(|instrument| engine::InstrumentBook {
+                position: model::account::Position::flat(instrument.id),
+                instrument,
+                mark: None,
+            })
+            .collect();
+        Self { scratch }
+    }
+
+    /// Starts tracking an order from its state at this point of the journal.
+    pub fn insert(&mut self, order: Order) {
+        if order.status.is_open() {
+            self.scratch.open_orders.insert(order.id);
+            self.scratch.orders.insert(order.id, order);
+        }
+    }
+
+    #[must_use]
+    pub fn contains(&self, id: OrderId) -> bool {
+        self.scratch.orders.contains_key(&id)
+    }
+
+    /// Applies the next event; for an order event, answers the order right
+    /// after it, or `None` if the fold does not know the order (it was
+    /// placed before the fold started and never inserted).
+    pub fn apply(&mut self, event: &Event) -> Option<Order> {
+        let id = order_of(&event.kind);
+        if let EventKind::OrderFilled { fill } = &event.kind
+            && self.scratch.book(fill.instrument).is_none()
+        {
+            // The engine's fold skips a fill on an unknown instrument, which
+            // would leave a stale order here: forget it instead.
+            self.scratch.orders.remove(&fill.order_id);
+            self.scratch.open_orders.remove(&fill.order_id);
+            return None;
+        }
+        self.scratch.apply(event);
+        // Only order states matter here: keep the rest from growing.
+        self.scratch.client_order_ids.clear();
+        self.scratch.seen_trades.clear();
+        let id = id?;
+        let order = self.scratch.orders.get(&id).cloned()?;
+        if !order.status.is_open() {
+            self.scratch.orders.remove(&id);
+            self.scratch.open_orders.remove(&id);
+        }
+        Some(order)
+    }
+}
+
 /// A commit on its way to the disk, and who to tell when it lands.
 struct Publish {
     first_seq: u64,
     events: Vec<Event>,
+    holdings: Option<Holdings>,
     durable: oneshot::Receiver<Result<(), StoreError>>,
     done: oneshot::Sender<Result<(), StoreError>>,
 }
 
 /// Waits for an account's commits in order; announces each one's events once
 /// durable, then answers whoever waits for it. One task per account keeps the
-/// announcements in journal order.
-async fn publisher(account: AccountId, mut rx: mpsc::UnboundedReceiver<Publish>, updates: Updates) {
+/// announcements in journal order. It also follows the account's open orders
+/// (`fold`) so each order event carries the order as that event left it,
+/// without slowing the actor.
+async fn publisher(
+    account: AccountId,
+    mut fold: OrderFold,
+    mut rx: mpsc::UnboundedReceiver<Publish>,
+    updates: Updates,
+) {
     while let Some(p) = rx.recv().await {
         let result = p.durable.await.unwrap_or(Err(StoreError::Closed));
         if result.is_ok() {
+            let last = p.events.len().saturating_sub(1);
+            let mut holdings = p.holdings;
             for (i, event) in p.events.into_iter().enumerate() {
-                let update = AccountUpdate { account, seq: p.first_seq + i as u64, event };
+                let order = fold.apply(&event);
+                let holdings = if i == last { holdings.take() } else { None };
+                let update = AccountUpdate { account, seq: p.first_seq + i as u64, event, order, holdings };
                 // No subscribers is fine: nobody is listening.
                 let _ = updates.send(std::sync::Arc::new(update));
             }
@@ -203,8 +313,6 @@ pub async fn start(
         None => (Engine::new(base_currency), 0),
     };
     let snapshot_seq = last_seq;
-    let (publish, to_publish) = mpsc::unbounded_channel();
-    tokio::spawn(publisher(id, to_publish, updates));
     loop {
         let page = store.events(id, last_seq, 10_000).await?;
         let Some((seq, _)) = page.last() else { break };
@@ -214,6 +322,13 @@ pub async fn start(
         }
         last_seq = seq;
     }
+    let state = engine.state();
+    let mut fold = OrderFold::new(state.base_currency, state.books.iter().map(|b| b.instrument.clone()));
+    for order in state.open_orders.iter().filter_map(|o| state.orders.get(o)) {
+        fold.insert(order.clone());
+    }
+    let (publish, to_publish) = mpsc::unbounded_channel();
+    tokio::spawn(publisher(id, fold, to_publish, updates));
     let mut actor = Actor {
         id,
         engine,
@@ -396,10 +511,12 @@ impl Actor {
         let commit = self.commit_for(events);
         let first_seq = commit.first_seq;
         let events = commit.events.clone();
+        let holdings = (!commit.positions.is_empty() || !commit.balances.is_empty())
+            .then(|| Holdings { positions: commit.positions.clone(), balances: commit.balances.clone() });
         self.last_seq += commit.events.len() as u64;
         let durable = self.committer.enqueue(commit).await?;
         let (done, receiver) = oneshot::channel();
-        self.publish.send(Publish { first_seq, events, durable, done }).map_err(|_| AccountError::Stopped)?;
+        self.publish.send(Publish { first_seq, events, holdings, durable, done }).map_err(|_| AccountError::Stopped)?;
         if self.last_seq - self.snapshot_seq >= SNAPSHOT_EVERY {
             self.snapshot(now);
         }

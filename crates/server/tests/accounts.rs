@@ -64,6 +64,10 @@ fn request(id: &str, side: Side, qty: i64, order_type: OrderType) -> OrderReques
 
 async fn open(store: &Store, committer: &GroupCommitter, id: i64) -> AccountHandle {
     let (updates, _) = tokio::sync::broadcast::channel(1024);
+    open_with(store, committer, id, updates).await
+}
+
+async fn open_with(store: &Store, committer: &GroupCommitter, id: i64, updates: accounts::Updates) -> AccountHandle {
     accounts::start(id, usd(), store.clone(), committer.clone(), fill_config(), accounts::wall_clock, updates)
         .await
         .unwrap()
@@ -82,7 +86,11 @@ macro_rules! both_backends {
     };
 }
 
-both_backends!(orders_fill_on_quotes_and_survive_a_restart, concurrent_submissions_are_all_durable_and_in_order);
+both_backends!(
+    orders_fill_on_quotes_and_survive_a_restart,
+    concurrent_submissions_are_all_durable_and_in_order,
+    updates_carry_each_orders_state_and_the_commits_holdings,
+);
 
 async fn orders_fill_on_quotes_and_survive_a_restart(backend: &str) {
     let (store, db) = store(backend).await;
@@ -177,6 +185,70 @@ async fn concurrent_submissions_are_all_durable_and_in_order(backend: &str) {
     assert_eq!(all.len(), 400, "every acknowledged order is in the read model");
     let events = store.events(account, 0, 10_000).await.unwrap();
     assert!(events.iter().enumerate().all(|(i, (seq, _))| *seq == i as u64 + 1), "the journal has no gaps");
+    drop(handle);
+    drop(committer);
+    writer.await.unwrap();
+    remove(store, db).await;
+}
+
+/// What was published, checked against the journal: each order event carries
+/// the order exactly as a fold of the journal up to that event has it (also
+/// for events of one commit, and for orders placed before a restart), and the
+/// last holdings published agree with the read models.
+async fn updates_carry_each_orders_state_and_the_commits_holdings(backend: &str) {
+    let (store, db) = store(backend).await;
+    let account = store.create_account("published", usd(), Timestamp::default()).await.unwrap();
+    let (committer, writer) = GroupCommitter::start(store.clone(), 256, 1024);
+    let (updates, mut published) = tokio::sync::broadcast::channel(1024);
+    let handle = open_with(&store, &committer, account, updates.clone()).await;
+    handle.command(Command::AddInstrument { instrument: Instrument::simple(1, "XYZ") }).await.unwrap();
+    handle.command(Command::AdjustCash { currency: usd(), amount: Money::from_int(10_000) }).await.unwrap();
+    handle.quote(quote(0, "99.9", "100.1"));
+    // Accepted and filled in one commit.
+    handle.submit(request("m1", Side::Buy, 10, OrderType::Market)).await.unwrap();
+    let resting =
+        handle.submit(request("l1", Side::Sell, 4, OrderType::Limit { price: Price::from_int(150) })).await.unwrap();
+    settle(&handle).await;
+    drop(handle);
+    drop(committer);
+    writer.await.unwrap();
+    // After a restart the publisher starts from the open orders it reloads.
+    let (committer, writer) = GroupCommitter::start(store.clone(), 256, 1024);
+    let handle = open_with(&store, &committer, account, updates).await;
+    handle.quote(quote(1, "150", "150.2"));
+    // The flush queues behind the quote, so its fill is durable and published after it.
+    let state = settle(&handle).await;
+    assert_eq!(state.orders[&resting.order.id].status, OrderStatus::Filled);
+
+    let journal = store.events(account, 0, 10_000).await.unwrap();
+    let mut reference = engine::AccountState::new(usd());
+    let mut last_positions = None;
+    let mut last_balances = None;
+    let mut m1 = Vec::new();
+    for (seq, event) in &journal {
+        // Durable first, published just after: wait for it.
+        let update = tokio::time::timeout(Duration::from_secs(5), published.recv()).await.unwrap().unwrap();
+        assert_eq!((update.seq, &update.event), (*seq, event), "published in journal order, each once");
+        reference.apply(event);
+        let expected = accounts::order_of(&event.kind).map(|id| reference.orders[&id].clone());
+        assert_eq!(update.order, expected, "the order right after event {seq}");
+        if let Some(order) = update.order.as_ref().filter(|o| o.client_order_id.as_str() == "m1") {
+            m1.push(order.status);
+        }
+        if let Some(holdings) = &update.holdings {
+            if !holdings.positions.is_empty() {
+                last_positions = Some(holdings.positions.clone());
+            }
+            if !holdings.balances.is_empty() {
+                last_balances = Some(holdings.balances.clone());
+            }
+        }
+    }
+    assert!(published.try_recv().is_err(), "nothing but the journal was published");
+    // The market order was accepted and filled in one commit, yet each event has its own state.
+    assert_eq!(m1, [OrderStatus::New, OrderStatus::Accepted, OrderStatus::Filled]);
+    assert_eq!(last_positions, Some(store.positions(account).await.unwrap()));
+    assert_eq!(last_balances, Some(store.balances(account).await.unwrap()));
     drop(handle);
     drop(committer);
     writer.await.unwrap();

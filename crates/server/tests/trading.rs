@@ -109,6 +109,8 @@ both_backends!(
     bad_orders_are_refused_and_change_nothing,
     kill_switches_halt_and_close_only,
     account_events_stream_over_websocket_and_resume,
+    scoped_channels_carry_only_the_callers_accounts,
+    orders_and_fills_resume_without_gaps_or_repeats,
     backtests_run_in_the_background_and_report,
 );
 
@@ -451,6 +453,236 @@ async fn account_events_stream_over_websocket_and_resume(backend: &str) {
     let mut theirs = ws_connect(&server.base, Some(&dave.token)).await;
     ws_send(&mut theirs, json!({"op": "subscribe", "channels": [channel]})).await;
     assert_eq!(ws_next(&mut theirs).await["code"], "unknown_channel");
+    server.stop().await;
+    db.remove().await;
+}
+
+/// Messages until one matches, that one included.
+async fn ws_until(ws: &mut Ws, mut last: impl FnMut(&Value) -> bool) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let message = ws_next(ws).await;
+        let done = last(&message);
+        seen.push(message);
+        if done {
+            return seen;
+        }
+    }
+}
+
+/// Quotes AAPL now, so a market order placed next has a price and fills at once.
+async fn quote_aapl(server: &Server) {
+    let runtime = &server.started.state.runtime;
+    let instrument = runtime.instrument_by_symbol("AAPL").expect("a paper instrument").id;
+    runtime
+        .publish_quote(model::Quote {
+            instrument,
+            ts: runtime.now(),
+            bid: model::Price::from_int(100),
+            bid_size: model::Quantity::from_int(1_000),
+            ask: model::Price::parse("100.10").unwrap(),
+            ask_size: model::Quantity::from_int(1_000),
+        })
+        .await;
+}
+
+fn market(id: &str, quantity: &str) -> Value {
+    json!({"client_order_id": id, "symbol": "AAPL", "side": "buy", "type": "market", "quantity": quantity})
+}
+
+/// A buy far below the market: it rests.
+fn resting(id: &str) -> Value {
+    json!({"client_order_id": id, "symbol": "AAPL", "side": "buy", "type": "limit", "price": "1.00", "quantity": "1"})
+}
+
+fn is_accepted(client_order_id: &str) -> impl Fn(&Value) -> bool {
+    move |m: &Value| m["data"]["event"] == "order_accepted" && m["data"]["order"]["client_order_id"] == client_order_id
+}
+
+/// `(event, status)` of the order messages about one order.
+fn order_story(messages: &[Value], client_order_id: &str) -> Vec<(String, String)> {
+    messages
+        .iter()
+        .filter(|m| m["type"] == "order" && m["data"]["order"]["client_order_id"] == client_order_id)
+        .map(|m| (m["data"]["event"].as_str().unwrap().into(), m["data"]["order"]["status"].as_str().unwrap().into()))
+        .collect()
+}
+
+fn story(steps: &[(&str, &str)]) -> Vec<(String, String)> {
+    steps.iter().map(|(e, s)| ((*e).to_string(), (*s).to_string())).collect()
+}
+
+async fn scoped_channels_carry_only_the_callers_accounts(backend: &str) {
+    let db = database(backend).await;
+    let server = start(&db).await;
+    let runtime = &server.started.state.runtime;
+    let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
+    let (status, _) = admin
+        .post("/api/v1/users", json!({"username": "erin", "password": "erin's long password", "role": "trader"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let erin = User::sign_in(&server.base, "erin", "erin's long password").await;
+    let mine = open_account(&admin).await;
+    let hers = open_account(&erin).await;
+    let mut admin_ws = ws_connect(&server.base, Some(&admin.token)).await;
+    let mut erin_ws = ws_connect(&server.base, Some(&erin.token)).await;
+    for (ws, account) in [(&mut admin_ws, mine), (&mut erin_ws, hers)] {
+        ws_send(ws, json!({"op": "subscribe", "channels": ["orders", "fills", "positions", "balances", "bots"]})).await;
+        assert_eq!(ws_next(ws).await["type"], "subscribed");
+        // The current rows of each of the caller's accounts: one each here.
+        for kind in ["positions", "balances"] {
+            let rows = ws_next(ws).await;
+            assert_eq!(
+                (rows["type"].as_str(), rows["channel"].as_str(), rows["account"].as_i64(), rows["snapshot"].as_bool()),
+                (Some(kind), Some(kind), Some(account), Some(true)),
+                "{rows}"
+            );
+            assert!(rows["seq"].as_u64().is_some_and(|seq| seq > 0), "{rows}");
+        }
+    }
+    // Nobody resumes someone else's account.
+    ws_send(&mut erin_ws, json!({"op": "subscribe", "channels": ["orders"], "after_seq": {mine.to_string(): 0}})).await;
+    assert_eq!(ws_next(&mut erin_ws).await["code"], "unknown_account");
+
+    // A market buy: accepted and filled in one commit, each event with its own state.
+    quote_aapl(&server).await;
+    let (status, body) = admin.post(&format!("/api/v1/accounts/{mine}/orders"), market("buy-1", "2")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let seen = ws_until(&mut admin_ws, |m| m["type"] == "balances").await;
+    assert!(seen.iter().all(|m| m["account"] == mine), "{seen:?}");
+    assert_eq!(
+        order_story(&seen, "buy-1"),
+        story(&[("order_submitted", "new"), ("order_accepted", "accepted"), ("order_filled", "filled")])
+    );
+    let fill = seen.iter().find(|m| m["type"] == "fill").expect("a fill");
+    assert_eq!((fill["channel"].as_str(), fill["data"]["quantity"].as_str()), (Some("fills"), Some("2")), "{fill}");
+    let filled = seen.iter().find(|m| m["data"]["event"] == "order_filled").expect("filled");
+    assert_eq!(fill["seq"], filled["seq"], "the fill's journal seq");
+    let positions = seen.iter().find(|m| m["type"] == "positions").expect("positions");
+    assert_eq!(positions["snapshot"], false);
+    assert_eq!(positions["data"].as_array().map(Vec::len), Some(1), "only the instrument traded: {positions}");
+    assert_eq!(positions["data"][0]["quantity"], "2");
+    let balances = seen.last().expect("balances");
+    assert_eq!((balances["snapshot"].as_bool(), balances["seq"].as_u64()), (Some(false), filled["seq"].as_u64()));
+    let seqs: Vec<u64> = seen.iter().filter(|m| m["type"] == "order").map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "journal order: {seqs:?}");
+
+    // An account opened after subscribing is followed too.
+    let mine2 = open_account(&admin).await;
+    let (status, _) = admin.post(&format!("/api/v1/accounts/{mine2}/orders"), resting("rest-2")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let seen = ws_until(&mut admin_ws, is_accepted("rest-2")).await;
+    assert!(seen.iter().all(|m| m["account"] == mine2), "{seen:?}");
+    assert!(seen.iter().any(|m| m["type"] == "positions"), "{seen:?}");
+    assert!(seen.iter().any(|m| m["type"] == "balances"), "{seen:?}");
+    assert_eq!(order_story(&seen, "rest-2"), story(&[("order_submitted", "new"), ("order_accepted", "accepted")]));
+
+    // Bot updates go to the owner only. The admin's is published first, so
+    // it would reach Erin before her own if it leaked.
+    let bot = |bot, account, status: &str| server::runtime::BotUpdate { bot, account, data: json!({"status": status}) };
+    runtime.publish_bot_update(bot(1, mine, "running"));
+    runtime.publish_bot_update(bot(2, hers, "stopped"));
+    let update = ws_until(&mut admin_ws, |m| m["type"] == "bot").await.pop().unwrap();
+    assert_eq!((update["account"].as_i64(), update["bot"].as_i64()), (Some(mine), Some(1)), "{update}");
+    assert_eq!(update["data"], json!({"status": "running"}));
+    let seen = ws_until(&mut erin_ws, |m| m["type"] == "bot").await;
+    assert!(seen.iter().all(|m| m["account"] == hers), "{seen:?}");
+    assert_eq!(seen.last().unwrap()["bot"], 2);
+
+    // Erin's own trading reaches her, and only hers: the admin's came earlier.
+    let (status, _) = erin.post(&format!("/api/v1/accounts/{hers}/orders"), resting("hers-1")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let seen = ws_until(&mut erin_ws, is_accepted("hers-1")).await;
+    assert!(seen.iter().all(|m| m["account"] == hers), "{seen:?}");
+    // And none of it reaches the admin; nor bots, once unsubscribed.
+    ws_send(&mut admin_ws, json!({"op": "unsubscribe", "channels": ["bots"]})).await;
+    assert_eq!(ws_next(&mut admin_ws).await["type"], "unsubscribed");
+    runtime.publish_bot_update(bot(1, mine, "paused"));
+    let (status, _) = admin.post(&format!("/api/v1/accounts/{mine}/orders"), resting("marker")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let seen = ws_until(&mut admin_ws, is_accepted("marker")).await;
+    assert!(seen.iter().all(|m| m["account"] == mine && m["type"] == "order"), "{seen:?}");
+    server.stop().await;
+    db.remove().await;
+}
+
+async fn orders_and_fills_resume_without_gaps_or_repeats(backend: &str) {
+    let db = database(backend).await;
+    let server = start(&db).await;
+    let runtime = &server.started.state.runtime;
+    let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
+    let account = open_account(&admin).await;
+    let orders = format!("/api/v1/accounts/{account}/orders");
+    let subscribe = |after: Option<u64>| match after {
+        Some(seq) => {
+            json!({"op": "subscribe", "channels": ["orders", "fills"], "after_seq": {account.to_string(): seq}})
+        }
+        None => json!({"op": "subscribe", "channels": ["orders", "fills"]}),
+    };
+    let mut ws = ws_connect(&server.base, Some(&admin.token)).await;
+    ws_send(&mut ws, subscribe(None)).await;
+    assert_eq!(ws_next(&mut ws).await["type"], "subscribed");
+    let (status, placed) = admin.post(&orders, resting("rest")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let seen = ws_until(&mut ws, is_accepted("rest")).await;
+    assert_eq!(order_story(&seen, "rest"), story(&[("order_submitted", "new"), ("order_accepted", "accepted")]));
+    let last = seen.last().unwrap()["seq"].as_u64().unwrap();
+    drop(ws);
+
+    // While away: a market order fills, the resting one (placed before) is cancelled.
+    quote_aapl(&server).await;
+    let (status, _) = admin.post(&orders, market("away", "3")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = admin.call(reqwest::Method::DELETE, &format!("{orders}/{}", placed["id"]), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    runtime.account(account).await.expect("running").flush().await.expect("durable");
+    let missed = runtime.store.events(account, last, 1_000).await.unwrap();
+    let missed_orders: Vec<(u64, &str)> = missed
+        .iter()
+        .filter(|(_, e)| server::accounts::order_of(&e.kind).is_some())
+        .map(|(seq, e)| (*seq, e.kind.name()))
+        .collect();
+    let missed_fills: Vec<u64> = missed
+        .iter()
+        .filter(|(_, e)| matches!(e.kind, model::event::EventKind::OrderFilled { .. }))
+        .map(|(seq, _)| *seq)
+        .collect();
+    assert!(!missed_fills.is_empty());
+
+    // Resumed: exactly what was missed, in journal order, orders then fills.
+    let mut ws = ws_connect(&server.base, Some(&admin.token)).await;
+    ws_send(&mut ws, subscribe(Some(last))).await;
+    assert_eq!(ws_next(&mut ws).await["type"], "subscribed");
+    let mut replayed = Vec::new();
+    for (seq, kind) in &missed_orders {
+        let message = ws_next(&mut ws).await;
+        assert_eq!((message["type"].as_str(), message["seq"].as_u64()), (Some("order"), Some(*seq)), "{message}");
+        assert_eq!((message["account"].as_i64(), message["data"]["event"].as_str()), (Some(account), Some(*kind)));
+        replayed.push(message);
+    }
+    for seq in &missed_fills {
+        let message = ws_next(&mut ws).await;
+        assert_eq!((message["type"].as_str(), message["seq"].as_u64()), (Some("fill"), Some(*seq)), "{message}");
+    }
+    // Each event with the order as it left it, also for the order placed before the gap.
+    assert_eq!(
+        order_story(&replayed, "rest"),
+        story(&[("order_cancel_requested", "pending_cancel"), ("order_cancelled", "cancelled")])
+    );
+    assert_eq!(
+        order_story(&replayed, "away"),
+        story(&[("order_submitted", "new"), ("order_accepted", "accepted"), ("order_filled", "filled")])
+    );
+    // Then live, carrying on from the journal's end: nothing again, nothing skipped.
+    let end = missed.last().unwrap().0;
+    let (status, _) = admin.post(&orders, resting("after")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let next = ws_next(&mut ws).await;
+    assert_eq!(
+        (next["data"]["event"].as_str(), next["seq"].as_u64()),
+        (Some("order_submitted"), Some(end + 1)),
+        "{next}"
+    );
     server.stop().await;
     db.remove().await;
 }

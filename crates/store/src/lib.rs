@@ -536,6 +536,23 @@ impl Store {
         rows.into_iter().map(|(seq, payload)| Ok((from_i64(seq, "seq")?, parse_json(&payload, "event")?))).collect()
     }
 
+    /// The account's events before `before_seq`, newest first, at most
+    /// `limit`: for reading back to where something started.
+    pub async fn events_before(
+        &self,
+        account: AccountId,
+        before_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, Event)>, StoreError> {
+        let sql = "SELECT seq, payload FROM events WHERE account_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3";
+        let before = to_i64(before_seq, "seq")?;
+        let rows: Vec<(i64, String)> = on_pool!(self, |pool| {
+            let rows = sqlx::query(sql).bind(account).bind(before).bind(i64::from(limit)).fetch_all(pool).await?;
+            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
+        rows.into_iter().map(|(seq, payload)| Ok((from_i64(seq, "seq")?, parse_json(&payload, "event")?))).collect()
+    }
+
     /// The highest journaled seq of the account (0 when it has none).
     pub async fn last_seq(&self, account: AccountId) -> Result<u64, StoreError> {
         let sql = "SELECT COALESCE(MAX(seq), 0) FROM events WHERE account_id = $1";

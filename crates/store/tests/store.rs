@@ -163,6 +163,9 @@ async fn journal_and_read_models_round_trip(store: &Store) {
         place.events.iter().chain(&fill_commit.events).cloned().enumerate().map(|(i, e)| (i as u64 + 1, e)).collect();
     assert_eq!(events, expected);
     assert_eq!(store.events(account, 2, 100).await.unwrap().len(), 1, "after_seq skips what was seen");
+    let back: Vec<(u64, Event)> = expected[..2].iter().rev().cloned().collect();
+    assert_eq!(store.events_before(account, 3, 100).await.unwrap(), back, "newest first, before the seq");
+    assert_eq!(store.events_before(account, 3, 1).await.unwrap(), back[..1]);
     assert_eq!(store.last_seq(account).await.unwrap(), 3);
 
     let stored = store.order(account, OrderId(1)).await.unwrap().unwrap();

@@ -1,31 +1,65 @@
-//! The WebSocket API at `/api/v1/ws`: subscriptions to live market data.
+//! The WebSocket API at `/api/v1/ws`: named channels of market data and of
+//! the caller's accounts.
 //!
-//! Protocol (JSON text frames):
-//! - client: `{"op":"subscribe","channels":["quotes:BTC-USDT","account:7"],"after_seq":{"7":120}}`,
+//! Protocol (JSON text frames; docs/api.md has examples of every message):
+//! - client: `{"op":"subscribe","channels":["quotes:BTC-USDT","orders"],"after_seq":{"7":120}}`,
 //!   `{"op":"unsubscribe","channels":[...]}`, `{"op":"ping"}`;
-//! - server: `{"type":"subscribed","channels":[...]}`,
-//!   `{"type":"quote","channel":"quotes:BTC-USDT","seq":N,"data":{...}}`,
-//!   `{"type":"event","channel":"account:7","seq":121,"data":{...}}`,
-//!   `{"type":"pong"}`, `{"type":"error","code":...,"message":...}`.
+//! - server: `{"type":"subscribed","channels":[...]}`, `{"type":"unsubscribed",...}`,
+//!   `{"type":"pong"}`, `{"type":"error","code":...,"message":...,"channel":...}`,
+//!   and the channels' messages, each `{"type":...,"channel":...,"seq":N,"data":...}`
+//!   (plus `"account"` on the account channels).
 //!
-//! Market data needs no sign-in. `account:ID` streams every journaled event
-//! (orders, fills, cash, kill switches) of one of the caller's accounts, in
-//! journal order, each with its journal `seq`, and only once durable. A client
-//! that reconnects passes the last `seq` it saw in `after_seq` and gets what
-//! it missed from the journal first, so nothing is lost or repeated. Account
-//! streams are never conflated: a subscriber that falls behind the live feed
-//! is caught up from the journal instead.
+//! A subscribe takes all its channels or, if one is refused, none. Errors
+//! never close the connection; their codes are `bad_message`,
+//! `unknown_channel`, `unauthorized`, `unknown_account` (an `after_seq` key
+//! that is not the caller's), `too_many_channels`, `unavailable` (the store
+//! failed) and `lagged` (bot updates dropped).
 //!
-//! Quotes are conflated: a client that reads slowly gets the latest quote
-//! of each instrument, not a backlog, and one that stays behind for
-//! [`MAX_LAG_STRIKES`] checks in a row is disconnected (close code 1008)
-//! so it cannot slow anyone else. The server pings every
+//! Channels:
+//! - `quotes:SYMBOL` (`type` `quote`) and `candles:SYMBOL:INTERVAL` (`candle`,
+//!   closed candles once stored; intervals `1m`, `5m`, `1h`, `1d`): market
+//!   data, no sign-in needed. `seq` counts this connection's market-data and
+//!   bot messages.
+//! - `orders` (`order`): every order event of the caller's accounts, with
+//!   `data` `{"event":KIND,"order":ORDER}`, the order as that event left it.
+//! - `fills` (`fill`): every fill of the caller's accounts.
+//! - `positions` / `balances` (`positions` / `balances`): on subscribe the
+//!   current rows of each account (`"snapshot":true`), then the rows each
+//!   durable change wrote (`"snapshot":false`: the positions it touched; all
+//!   balances).
+//! - `bots` (`bot`): updates of the bots trading the caller's accounts.
+//! - `account:ID` (`event`): the raw journal of one of the caller's accounts,
+//!   every event as stored.
+//!
+//! The account channels cover every account the caller owns, including ones
+//! opened after subscribing (ownership is asked once per account and
+//! remembered); nothing of another user's account ever reaches the socket.
+//! Without a signed-in caller with the read scope they answer `unauthorized`.
+//!
+//! `orders`, `fills`, `positions`, `balances` and `account:ID` carry the
+//! account's journal `seq` and are sent only once durable, in journal order.
+//! `orders`, `fills` and `account:ID` are resumable: a client that reconnects
+//! passes, per account, the last `seq` it saw in `after_seq` (one map for
+//! every resumable channel of the message), and first gets what it missed
+//! from the journal, channel by channel, then live events, nothing lost or
+//! repeated. A replayed order event carries the order as that event left it
+//! too: the journal is read back to where each order began. These streams are
+//! never conflated: a subscriber that falls behind the live broadcast is
+//! caught up from the journal instead, and `positions`/`balances` are sent
+//! again as snapshots.
+//!
+//! Market data is conflated: a client that reads slowly gets the latest quote
+//! of each instrument and the latest candle of each channel, not a backlog.
+//! One that stays behind (writes to it take over [`SLOW_WRITE`]
+//! [`MAX_LAG_STRIKES`] times in a row, or one frame takes over
+//! [`WRITE_TIMEOUT`]) is disconnected, with close code 1008 if it still
+//! listens. Nobody else waits for it: each connection has its own task and
+//! its own receivers of the broadcasts. The server pings every
 //! [`HEARTBEAT`]; a client silent for three heartbeats is dropped.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
-
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -33,20 +67,33 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
-use model::{InstrumentId, Quote};
+use model::account::Position;
+use model::event::{Event, EventKind};
+use model::{Currency, Fill, InstrumentId, Money, Order, OrderId, Quote};
 use serde::{Deserialize, Serialize};
+use sim::candles::{Candle, Interval};
+use store::auth::UserId;
+use store::{AccountId, Store, StoreError};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::accounts::AccountUpdate;
+use crate::accounts::{AccountUpdate, Holdings, OrderFold, order_of};
 use crate::app::AppState;
 use crate::auth::{Caller, Scope};
+use crate::runtime::BotUpdate;
 
 /// How often the server pings.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
-/// Consecutive lagging checks before a slow client is dropped.
+/// Consecutive slow writes of market data before a client is dropped.
 pub const MAX_LAG_STRIKES: u32 = 20;
+/// A write of market data that takes longer than this means the client is
+/// behind (a strike).
+pub const SLOW_WRITE: Duration = Duration::from_secs(1);
+/// How long a client may take to accept one frame before it is dropped.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most channels one connection may hold.
 const MAX_CHANNELS: usize = 256;
+/// Journal rows read per query when catching up.
+const PAGE: u32 = 1_000;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/ws", get(upgrade))
@@ -84,268 +131,934 @@ enum ClientMessage {
     Ping,
 }
 
+/// `data` of an `order` message.
+#[derive(Debug, Serialize)]
+struct OrderChange<'a> {
+    /// The event's kind, e.g. `order_filled`.
+    event: &'static str,
+    /// The order right after the event (`null` only if the server cannot
+    /// tell, which the journal should never cause).
+    order: Option<&'a Order>,
+}
+
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ServerMessage<'a> {
-    Subscribed { channels: Vec<String> },
-    Unsubscribed { channels: Vec<String> },
-    Quote { channel: &'a str, seq: u64, data: &'a Quote },
-    Event { channel: String, seq: u64, data: &'a model::event::Event },
+    Subscribed {
+        channels: Vec<String>,
+    },
+    Unsubscribed {
+        channels: Vec<String>,
+    },
+    Quote {
+        channel: &'a str,
+        seq: u64,
+        data: &'a Quote,
+    },
+    Candle {
+        channel: &'a str,
+        seq: u64,
+        data: &'a Candle,
+    },
+    Event {
+        channel: String,
+        seq: u64,
+        data: &'a Event,
+    },
+    Order {
+        channel: &'static str,
+        account: AccountId,
+        seq: u64,
+        data: OrderChange<'a>,
+    },
+    Fill {
+        channel: &'static str,
+        account: AccountId,
+        seq: u64,
+        data: &'a Fill,
+    },
+    Positions {
+        channel: &'static str,
+        account: AccountId,
+        seq: u64,
+        snapshot: bool,
+        data: &'a [Position],
+    },
+    Balances {
+        channel: &'static str,
+        account: AccountId,
+        seq: u64,
+        snapshot: bool,
+        data: &'a [(Currency, Money)],
+    },
+    Bot {
+        channel: &'static str,
+        account: AccountId,
+        bot: i64,
+        seq: u64,
+        data: &'a serde_json::Value,
+    },
     Pong,
-    Error { code: &'a str, message: String },
+    Error {
+        code: &'static str,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
+    },
 }
 
 fn text(message: &ServerMessage<'_>) -> Message {
     Message::Text(Utf8Bytes::from(serde_json::to_string(message).unwrap_or_default()))
 }
 
+/// The connection must end (the client is gone or too slow, or the store failed).
+#[derive(Debug)]
+struct Closed;
+
+/// Sends one frame, giving up on a client that does not take it in time.
+async fn send(socket: &mut WebSocket, message: &ServerMessage<'_>) -> Result<(), Closed> {
+    match tokio::time::timeout(WRITE_TIMEOUT, socket.send(text(message))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(Closed),
+    }
+}
+
+/// Tells the client why it is being disconnected, if it still listens.
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(frame)).await;
+}
+
+/// The account channels that cover all of the caller's accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Scoped {
+    Orders,
+    Fills,
+    Positions,
+    Balances,
+    Bots,
+}
+
+impl Scoped {
+    const ALL: [Self; 5] = [Self::Orders, Self::Fills, Self::Positions, Self::Balances, Self::Bots];
+
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Orders => "orders",
+            Self::Fills => "fills",
+            Self::Positions => "positions",
+            Self::Balances => "balances",
+            Self::Bots => "bots",
+        }
+    }
+}
+
+/// A channel name, understood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Channel {
+    Quotes(InstrumentId),
+    Candles(InstrumentId, Interval),
+    Account(AccountId),
+    Scoped(Scoped),
+}
+
+/// The journal streams that can be caught up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Journal {
+    /// `account:ID`: every event.
+    Raw,
+    Orders,
+    Fills,
+}
+
+/// Per account: the journal seq a stream has been sent up to.
+type Cursors = BTreeMap<AccountId, u64>;
+
 /// What one connection is subscribed to.
 #[derive(Debug, Default)]
 struct Subscriptions {
     /// Quote channels by instrument, with their names.
     quotes: BTreeMap<InstrumentId, String>,
-    /// Account streams: the last seq sent for each.
-    accounts: BTreeMap<i64, u64>,
+    /// Candle channels, with their names.
+    candles: BTreeMap<(InstrumentId, Interval), String>,
+    /// `account:ID` streams.
+    accounts: Cursors,
+    orders: Option<Cursors>,
+    fills: Option<Cursors>,
+    positions: Option<Cursors>,
+    balances: Option<Cursors>,
+    bots: bool,
 }
 
-/// Sends the account's journaled events after `after` (catching up), and
-/// returns the last seq sent.
-async fn catch_up(state: &AppState, socket: &mut WebSocket, account: i64, mut after: u64) -> Result<u64, ()> {
-    loop {
-        let page = state.runtime.store.events(account, after, 1_000).await.map_err(|_| ())?;
-        let Some(&(last, _)) = page.last() else { return Ok(after) };
-        for (seq, event) in &page {
-            let message = ServerMessage::Event { channel: format!("account:{account}"), seq: *seq, data: event };
-            socket.send(text(&message)).await.map_err(|_| ())?;
+impl Subscriptions {
+    fn len(&self) -> usize {
+        let scoped = Scoped::ALL.iter().filter(|s| self.has_scoped(**s)).count();
+        self.quotes.len() + self.candles.len() + self.accounts.len() + scoped
+    }
+
+    fn has_scoped(&self, s: Scoped) -> bool {
+        match s {
+            Scoped::Orders => self.orders.is_some(),
+            Scoped::Fills => self.fills.is_some(),
+            Scoped::Positions => self.positions.is_some(),
+            Scoped::Balances => self.balances.is_some(),
+            Scoped::Bots => self.bots,
         }
-        after = last;
+    }
+
+    fn has(&self, channel: &Channel) -> bool {
+        match channel {
+            Channel::Quotes(i) => self.quotes.contains_key(i),
+            Channel::Candles(i, interval) => self.candles.contains_key(&(*i, *interval)),
+            Channel::Account(a) => self.accounts.contains_key(a),
+            Channel::Scoped(s) => self.has_scoped(*s),
+        }
+    }
+
+    /// Whether any channel follows all of the caller's accounts' journals.
+    fn follows_journals(&self) -> bool {
+        self.orders.is_some() || self.fills.is_some() || self.positions.is_some() || self.balances.is_some()
+    }
+
+    fn cursors(&mut self, journal: Journal) -> Option<&mut Cursors> {
+        match journal {
+            Journal::Raw => Some(&mut self.accounts),
+            Journal::Orders => self.orders.as_mut(),
+            Journal::Fills => self.fills.as_mut(),
+        }
+    }
+
+    fn holdings(&mut self, positions: bool) -> Option<&mut Cursors> {
+        if positions { self.positions.as_mut() } else { self.balances.as_mut() }
     }
 }
 
-async fn connection(state: AppState, user: Option<i64>, mut socket: WebSocket) {
-    let runtime = Arc::clone(&state.runtime);
-    let mut quotes = runtime.subscribe_quotes();
-    let mut updates = runtime.subscribe_updates();
-    let mut subs = Subscriptions::default();
-    // Conflation buffer: the newest unsent quote per instrument.
-    let mut pending: BTreeMap<InstrumentId, Quote> = BTreeMap::new();
-    let mut seq: u64 = 0;
-    let mut heartbeat = tokio::time::interval(HEARTBEAT);
-    heartbeat.tick().await;
-    let mut last_heard = Instant::now();
-    let mut lag_strikes = 0u32;
-    loop {
-        tokio::select! {
-            incoming = socket.recv() => {
-                let Some(Ok(message)) = incoming else { break };
-                last_heard = Instant::now();
-                match message {
-                    Message::Text(body) => {
-                        let (reply, catch_ups) = handle_client(&state, user, body.as_str(), &mut subs).await;
-                        if socket.send(text(&reply)).await.is_err() {
-                            break;
-                        }
-                        let mut failed = false;
-                        for (account, after) in catch_ups {
-                            match catch_up(&state, &mut socket, account, after).await {
-                                Ok(last) => {
-                                    subs.accounts.insert(account, last);
-                                }
-                                Err(()) => {
-                                    failed = true;
-                                    break;
-                                }
-                            }
-                        }
-                        if failed {
-                            break;
+/// A subscription refused, with its stable code.
+struct Refusal {
+    code: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+struct Connection {
+    state: AppState,
+    /// The signed-in caller with the read scope, if any.
+    user: Option<UserId>,
+    socket: WebSocket,
+    subs: Subscriptions,
+    /// Whether an account is the caller's, once asked.
+    owners: BTreeMap<AccountId, bool>,
+    /// Seq of this connection's market-data and bot messages.
+    seq: u64,
+    /// Conflation buffers: the newest unsent quote per instrument and candle
+    /// per channel. They hold what the client has not taken yet, so a slow
+    /// client gets the latest values rather than a backlog.
+    pending_quotes: BTreeMap<InstrumentId, Quote>,
+    pending_candles: BTreeMap<(InstrumentId, Interval), Candle>,
+    /// Market-data writes in a row that took longer than [`SLOW_WRITE`].
+    lag_strikes: u32,
+}
+
+async fn connection(state: AppState, user: Option<UserId>, socket: WebSocket) {
+    let mut connection = Connection {
+        state,
+        user,
+        socket,
+        subs: Subscriptions::default(),
+        owners: BTreeMap::new(),
+        seq: 0,
+        pending_quotes: BTreeMap::new(),
+        pending_candles: BTreeMap::new(),
+        lag_strikes: 0,
+    };
+    let _ = connection.run().await;
+}
+
+impl Connection {
+    fn store(&self) -> &Store {
+        &self.state.runtime.store
+    }
+
+    async fn run(&mut self) -> Result<(), Closed> {
+        let runtime = Arc::clone(&self.state.runtime);
+        // Subscribed before any channel is, so nothing durable after this
+        // point can be missed.
+        let mut quotes = runtime.subscribe_quotes();
+        let mut candles = runtime.subscribe_candles();
+        let mut updates = runtime.subscribe_updates();
+        let mut bots = runtime.subscribe_bot_updates();
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.tick().await;
+        let mut last_heard = Instant::now();
+        loop {
+            tokio::select! {
+                incoming = self.socket.recv() => {
+                    let Some(Ok(message)) = incoming else { return Err(Closed) };
+                    last_heard = Instant::now();
+                    match message {
+                        Message::Text(body) => self.on_text(body.as_str()).await?,
+                        Message::Close(_) => return Err(Closed),
+                        // Pings are answered by axum; pongs just prove liveness.
+                        _ => {}
+                    }
+                }
+                update = updates.recv() => match update {
+                    Ok(update) => self.on_update(&update).await?,
+                    // Missed live events: read them back from the journal.
+                    Err(RecvError::Lagged(_)) => self.on_updates_lagged().await?,
+                    Err(RecvError::Closed) => return Err(Closed),
+                },
+                received = quotes.recv() => {
+                    match received {
+                        Ok(quote) => self.buffer_quote(quote),
+                        // Older quotes were dropped for us; the buffer still
+                        // holds the newest we saw and newer ones follow. A
+                        // burst faster than this task lags every receiver, so
+                        // lagging alone does not make a client slow.
+                        Err(RecvError::Lagged(_)) => continue,
+                        Err(RecvError::Closed) => return Err(Closed),
+                    }
+                    // Drain whatever else is queued before writing, so a burst
+                    // turns into one quote per instrument.
+                    while let Ok(quote) = quotes.try_recv() {
+                        self.buffer_quote(quote);
+                    }
+                    self.flush_market().await?;
+                }
+                received = candles.recv() => {
+                    match received {
+                        Ok(candle) => self.buffer_candle(candle),
+                        Err(RecvError::Lagged(_)) => continue,
+                        Err(RecvError::Closed) => return Err(Closed),
+                    }
+                    while let Ok(candle) = candles.try_recv() {
+                        self.buffer_candle(candle);
+                    }
+                    self.flush_market().await?;
+                }
+                update = bots.recv() => match update {
+                    Ok(update) => self.on_bot(&update).await?,
+                    Err(RecvError::Lagged(missed)) => {
+                        if self.subs.bots {
+                            let message = format!("{missed} bot updates were dropped because this connection fell behind");
+                            self.error("lagged", message, Some("bots")).await?;
                         }
                     }
-                    Message::Close(_) => break,
-                    // Pings are answered by axum; pongs just prove liveness.
-                    _ => {}
+                    Err(RecvError::Closed) => return Err(Closed),
+                },
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > HEARTBEAT * 3 {
+                        close(&mut self.socket, 1001, "no heartbeat").await;
+                        return Err(Closed);
+                    }
+                    let ping = self.socket.send(Message::Ping(Vec::new().into()));
+                    if !matches!(tokio::time::timeout(WRITE_TIMEOUT, ping).await, Ok(Ok(()))) {
+                        return Err(Closed);
+                    }
                 }
             }
-            update = updates.recv() => {
-                match update {
-                    Ok(update) => {
-                        if send_update(&mut socket, &mut subs, &update).await.is_err() {
-                            break;
-                        }
+        }
+    }
+
+    async fn error(&mut self, code: &'static str, message: String, channel: Option<&str>) -> Result<(), Closed> {
+        let channel = channel.map(str::to_string);
+        send(&mut self.socket, &ServerMessage::Error { code, message, channel }).await
+    }
+
+    /// The store failed mid-stream: the client should reconnect and resume.
+    async fn store_failed(&mut self, e: &StoreError) -> Closed {
+        tracing::warn!(error = %e, "websocket stream stopped: store error");
+        close(&mut self.socket, 1011, "server error; reconnect and resume").await;
+        Closed
+    }
+
+    // -- market data ---------------------------------------------------------
+
+    fn buffer_quote(&mut self, quote: Quote) {
+        if self.subs.quotes.contains_key(&quote.instrument) {
+            self.pending_quotes.insert(quote.instrument, quote);
+        }
+    }
+
+    fn buffer_candle(&mut self, candle: Candle) {
+        let key = (candle.instrument, candle.interval);
+        if self.subs.candles.contains_key(&key) {
+            self.pending_candles.insert(key, candle);
+        }
+    }
+
+    /// Sends the pending market data. A client that takes long to accept
+    /// it, [`MAX_LAG_STRIKES`] times in a row, is behind for good: dropped.
+    async fn flush_market(&mut self) -> Result<(), Closed> {
+        let started = Instant::now();
+        for (instrument, quote) in std::mem::take(&mut self.pending_quotes) {
+            // Unsubscribed meanwhile: drop it.
+            let Some(channel) = self.subs.quotes.get(&instrument) else { continue };
+            self.seq += 1;
+            send(&mut self.socket, &ServerMessage::Quote { channel, seq: self.seq, data: &quote }).await?;
+        }
+        for (key, candle) in std::mem::take(&mut self.pending_candles) {
+            let Some(channel) = self.subs.candles.get(&key) else { continue };
+            self.seq += 1;
+            send(&mut self.socket, &ServerMessage::Candle { channel, seq: self.seq, data: &candle }).await?;
+        }
+        if started.elapsed() < SLOW_WRITE {
+            self.lag_strikes = 0;
+            return Ok(());
+        }
+        self.lag_strikes += 1;
+        if self.lag_strikes >= MAX_LAG_STRIKES {
+            close(&mut self.socket, 1008, "too slow").await;
+            return Err(Closed);
+        }
+        Ok(())
+    }
+
+    // -- the caller's accounts -----------------------------------------------
+
+    /// Whether the account is the caller's. Asked once per account; a store
+    /// failure is not remembered, so the next update asks again.
+    async fn is_mine(&mut self, account: AccountId) -> bool {
+        let Some(user) = self.user else { return false };
+        if let Some(mine) = self.owners.get(&account) {
+            return *mine;
+        }
+        match self.store().account_owner(account).await {
+            Ok(owner) => {
+                let mine = owner == Some(user);
+                self.owners.insert(account, mine);
+                mine
+            }
+            Err(e) => {
+                tracing::warn!(account, error = %e, "websocket: account owner not known");
+                false
+            }
+        }
+    }
+
+    /// Every account the caller owns now.
+    async fn my_accounts(&mut self) -> Result<Vec<AccountId>, StoreError> {
+        let Some(user) = self.user else { return Ok(Vec::new()) };
+        let accounts: Vec<AccountId> = self.store().owned_accounts(user).await?.into_iter().map(|a| a.id).collect();
+        for account in &accounts {
+            self.owners.insert(*account, true);
+        }
+        Ok(accounts)
+    }
+
+    async fn on_update(&mut self, update: &AccountUpdate) -> Result<(), Closed> {
+        let account = update.account;
+        if let Some(&last) = self.subs.accounts.get(&account)
+            && update.seq > last
+        {
+            let message =
+                ServerMessage::Event { channel: format!("account:{account}"), seq: update.seq, data: &update.event };
+            send(&mut self.socket, &message).await?;
+            self.subs.accounts.insert(account, update.seq);
+        }
+        if !self.subs.follows_journals() || !self.is_mine(account).await {
+            return Ok(());
+        }
+        for journal in [Journal::Orders, Journal::Fills] {
+            let Some(cursors) = self.subs.cursors(journal) else { continue };
+            // An account first seen now was opened after subscribing: it is
+            // followed from its first event.
+            let mut cursor = *cursors.entry(account).or_insert(0);
+            if update.seq <= cursor {
+                continue;
+            }
+            if update.seq > cursor + 1 {
+                // Something was missed (or the account is new to us): the
+                // journal has it, this update included.
+                cursor = self.replay(journal, account, cursor).await?;
+            }
+            if update.seq > cursor {
+                self.send_live(journal, update).await?;
+                cursor = update.seq;
+            }
+            if let Some(cursors) = self.subs.cursors(journal) {
+                cursors.insert(account, cursor);
+            }
+        }
+        for positions in [true, false] {
+            let Some(cursors) = self.subs.holdings(positions) else { continue };
+            match cursors.get(&account).copied() {
+                // New to us: its current rows already include this update.
+                None => self.snapshot(account, positions).await?,
+                Some(cursor) if update.seq > cursor => {
+                    if let Some(holdings) = &update.holdings {
+                        self.send_holdings(
+                            account,
+                            update.seq,
+                            false,
+                            positions,
+                            &holdings.positions,
+                            &holdings.balances,
+                        )
+                        .await?;
                     }
-                    Err(RecvError::Lagged(_)) => {
-                        // Missed live events: read them back from the journal.
-                        let mut failed = false;
-                        let accounts: Vec<(i64, u64)> = subs.accounts.iter().map(|(a, s)| (*a, *s)).collect();
-                        for (account, after) in accounts {
-                            match catch_up(&state, &mut socket, account, after).await {
-                                Ok(last) => {
-                                    subs.accounts.insert(account, last);
-                                }
-                                Err(()) => {
-                                    failed = true;
-                                    break;
-                                }
-                            }
-                        }
-                        if failed {
-                            break;
-                        }
+                    if let Some(cursors) = self.subs.holdings(positions) {
+                        cursors.insert(account, update.seq);
                     }
-                    Err(RecvError::Closed) => break,
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a live update on `orders` or `fills`, if it is one of theirs.
+    async fn send_live(&mut self, journal: Journal, update: &AccountUpdate) -> Result<(), Closed> {
+        let (account, seq) = (update.account, update.seq);
+        match journal {
+            Journal::Orders if order_of(&update.event.kind).is_some() => {
+                let data = OrderChange { event: update.event.kind.name(), order: update.order.as_ref() };
+                send(&mut self.socket, &ServerMessage::Order { channel: "orders", account, seq, data }).await
+            }
+            Journal::Fills => match &update.event.kind {
+                EventKind::OrderFilled { fill } => {
+                    send(&mut self.socket, &ServerMessage::Fill { channel: "fills", account, seq, data: fill }).await
+                }
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    async fn send_holdings(
+        &mut self,
+        account: AccountId,
+        seq: u64,
+        snapshot: bool,
+        positions: bool,
+        position_rows: &[Position],
+        balance_rows: &[(Currency, Money)],
+    ) -> Result<(), Closed> {
+        let message = if positions {
+            if position_rows.is_empty() && !snapshot {
+                return Ok(());
+            }
+            ServerMessage::Positions { channel: "positions", account, seq, snapshot, data: position_rows }
+        } else {
+            if balance_rows.is_empty() && !snapshot {
+                return Ok(());
+            }
+            ServerMessage::Balances { channel: "balances", account, seq, snapshot, data: balance_rows }
+        };
+        send(&mut self.socket, &message).await
+    }
+
+    /// Sends the account's current positions or balances and remembers the
+    /// seq they are as of, so older live updates are not sent after them.
+    async fn snapshot(&mut self, account: AccountId, positions: bool) -> Result<(), Closed> {
+        let (seq, rows) = match read_holdings(self.store(), account, positions).await {
+            Ok(rows) => rows,
+            Err(e) => return Err(self.store_failed(&e).await),
+        };
+        self.send_holdings(account, seq, true, positions, &rows.positions, &rows.balances).await?;
+        if let Some(cursors) = self.subs.holdings(positions) {
+            cursors.insert(account, seq);
+        }
+        Ok(())
+    }
+
+    /// The update broadcast dropped events for us: catch every followed
+    /// account up from the journal, including accounts opened meanwhile.
+    async fn on_updates_lagged(&mut self) -> Result<(), Closed> {
+        let raw: Vec<(AccountId, u64)> = self.subs.accounts.iter().map(|(a, s)| (*a, *s)).collect();
+        for (account, after) in raw {
+            let last = self.replay(Journal::Raw, account, after).await?;
+            self.subs.accounts.insert(account, last);
+        }
+        if !self.subs.follows_journals() {
+            return Ok(());
+        }
+        let accounts = match self.my_accounts().await {
+            Ok(accounts) => accounts,
+            Err(e) => return Err(self.store_failed(&e).await),
+        };
+        for journal in [Journal::Orders, Journal::Fills] {
+            for &account in &accounts {
+                let Some(cursors) = self.subs.cursors(journal) else { break };
+                let after = *cursors.entry(account).or_insert(0);
+                let last = self.replay(journal, account, after).await?;
+                if let Some(cursors) = self.subs.cursors(journal) {
+                    cursors.insert(account, last);
                 }
             }
-            received = quotes.recv() => {
-                match received {
-                    Ok(quote) => {
-                        if subs.quotes.contains_key(&quote.instrument) {
-                            pending.insert(quote.instrument, quote);
-                        }
+        }
+        for positions in [true, false] {
+            if self.subs.holdings(positions).is_some() {
+                for &account in &accounts {
+                    self.snapshot(account, positions).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a journal stream of the account from after `after` to the
+    /// journal's end; answers the last seq read.
+    async fn replay(&mut self, journal: Journal, account: AccountId, after: u64) -> Result<u64, Closed> {
+        match self.replay_pages(journal, account, after).await {
+            Ok(last) => Ok(last),
+            Err(Some(e)) => Err(self.store_failed(&e).await),
+            Err(None) => Err(Closed),
+        }
+    }
+
+    /// [`Self::replay`]; `Err(None)` when the client is gone.
+    async fn replay_pages(
+        &mut self,
+        journal: Journal,
+        account: AccountId,
+        start: u64,
+    ) -> Result<u64, Option<StoreError>> {
+        let store = self.store().clone();
+        // The orders' states after each event: replayed from each order's
+        // state at `start`, read back from the journal where it began.
+        let mut fold = match journal {
+            Journal::Orders => order_fold(self.state.runtime.instruments()),
+            _ => None,
+        };
+        // Orders the fold has been given a starting point for.
+        let mut tracked: BTreeSet<OrderId> = BTreeSet::new();
+        let mut after = start;
+        loop {
+            let page = store.events(account, after, PAGE).await?;
+            let Some(&(last, _)) = page.last() else { return Ok(after) };
+            if let Some(fold) = &mut fold {
+                let mut earlier = BTreeSet::new();
+                for (_, event) in &page {
+                    let Some(id) = order_of(&event.kind) else { continue };
+                    let placed = matches!(event.kind, EventKind::OrderSubmitted { .. } | EventKind::OrderDenied { .. });
+                    if tracked.insert(id) && !placed {
+                        earlier.insert(id);
                     }
-                    Err(RecvError::Lagged(_)) => {
-                        // The broadcast dropped older quotes for us: the
-                        // pending map still holds the newest we saw.
-                        lag_strikes += 1;
-                        if lag_strikes > MAX_LAG_STRIKES {
-                            let _ = socket
-                                .send(Message::Close(Some(CloseFrame { code: 1008, reason: Utf8Bytes::from_static("too slow") })))
-                                .await;
-                            break;
+                }
+                if !earlier.is_empty() {
+                    seed(&store, account, start, earlier, fold).await?;
+                }
+            }
+            for (seq, event) in &page {
+                let seq = *seq;
+                let message = match journal {
+                    Journal::Raw => ServerMessage::Event { channel: format!("account:{account}"), seq, data: event },
+                    Journal::Orders => {
+                        let order = fold.as_mut().and_then(|f| f.apply(event));
+                        if order_of(&event.kind).is_none() {
+                            continue;
                         }
+                        let data = OrderChange { event: event.kind.name(), order: order.as_ref() };
+                        send(&mut self.socket, &ServerMessage::Order { channel: "orders", account, seq, data })
+                            .await
+                            .map_err(|Closed| None)?;
                         continue;
                     }
-                    Err(RecvError::Closed) => break,
-                }
-                // Drain whatever else is queued before writing, so a burst
-                // turns into one quote per instrument.
-                while let Ok(quote) = quotes.try_recv() {
-                    if subs.quotes.contains_key(&quote.instrument) {
-                        pending.insert(quote.instrument, quote);
-                    }
-                }
-                let mut failed = false;
-                for (instrument, quote) in std::mem::take(&mut pending) {
-                    let Some(channel) = subs.quotes.get(&instrument) else { continue };
-                    seq += 1;
-                    if socket.send(text(&ServerMessage::Quote { channel, seq, data: &quote })).await.is_err() {
-                        failed = true;
-                        break;
-                    }
-                }
-                if failed {
-                    break;
-                }
-                lag_strikes = 0;
+                    Journal::Fills => match &event.kind {
+                        EventKind::OrderFilled { fill } => {
+                            ServerMessage::Fill { channel: "fills", account, seq, data: fill }
+                        }
+                        _ => continue,
+                    },
+                };
+                send(&mut self.socket, &message).await.map_err(|Closed| None)?;
             }
-            _ = heartbeat.tick() => {
-                if last_heard.elapsed() > HEARTBEAT * 3 {
-                    let _ = socket
-                        .send(Message::Close(Some(CloseFrame { code: 1001, reason: Utf8Bytes::from_static("no heartbeat") })))
+            after = last;
+        }
+    }
+
+    async fn on_bot(&mut self, update: &BotUpdate) -> Result<(), Closed> {
+        if !self.subs.bots || !self.is_mine(update.account).await {
+            return Ok(());
+        }
+        self.seq += 1;
+        let message = ServerMessage::Bot {
+            channel: "bots",
+            account: update.account,
+            bot: update.bot,
+            seq: self.seq,
+            data: &update.data,
+        };
+        send(&mut self.socket, &message).await
+    }
+
+    // -- client messages -----------------------------------------------------
+
+    async fn on_text(&mut self, body: &str) -> Result<(), Closed> {
+        let message: ClientMessage = match serde_json::from_str(body) {
+            Ok(m) => m,
+            Err(e) => return self.error("bad_message", format!("cannot read the message: {e}"), None).await,
+        };
+        match message {
+            ClientMessage::Ping => send(&mut self.socket, &ServerMessage::Pong).await,
+            ClientMessage::Unsubscribe { channels } => {
+                self.unsubscribe(&channels);
+                send(&mut self.socket, &ServerMessage::Unsubscribed { channels }).await
+            }
+            ClientMessage::Subscribe { channels, after_seq } => self.subscribe(channels, &after_seq).await,
+        }
+    }
+
+    fn unsubscribe(&mut self, channels: &[String]) {
+        let named = |name: &str| channels.iter().any(|c| c == name);
+        self.subs.quotes.retain(|_, c| !named(c));
+        self.subs.candles.retain(|_, c| !named(c));
+        self.subs.accounts.retain(|a, _| !named(&format!("account:{a}")));
+        for scoped in Scoped::ALL {
+            if named(scoped.name()) {
+                match scoped {
+                    Scoped::Orders => self.subs.orders = None,
+                    Scoped::Fills => self.subs.fills = None,
+                    Scoped::Positions => self.subs.positions = None,
+                    Scoped::Balances => self.subs.balances = None,
+                    Scoped::Bots => self.subs.bots = false,
+                }
+            }
+        }
+    }
+
+    /// Understands a channel name, checking the caller may have it.
+    async fn parse_channel(&mut self, name: &str) -> Result<Channel, Refusal> {
+        let sign_in = || {
+            Refusal::new(
+                "unauthorized",
+                format!("sign in (session cookie or bearer token with the read scope) to subscribe to '{name}'"),
+            )
+        };
+        if let Some(id) = name.strip_prefix("account:") {
+            if self.user.is_none() {
+                return Err(sign_in());
+            }
+            let account = id.parse::<AccountId>().ok();
+            return match account {
+                Some(account) if self.is_mine(account).await => Ok(Channel::Account(account)),
+                _ => Err(Refusal::new("unknown_channel", format!("no such account '{id}'"))),
+            };
+        }
+        if let Some(scoped) = Scoped::ALL.into_iter().find(|s| s.name() == name) {
+            return if self.user.is_some() { Ok(Channel::Scoped(scoped)) } else { Err(sign_in()) };
+        }
+        let runtime = &self.state.runtime;
+        let instrument = |symbol: &str| {
+            runtime.instrument_by_symbol(symbol).map(|i| i.id).ok_or_else(|| {
+                Refusal::new("unknown_channel", format!("unknown instrument '{symbol}' in channel '{name}'"))
+            })
+        };
+        if let Some(symbol) = name.strip_prefix("quotes:") {
+            return Ok(Channel::Quotes(instrument(symbol)?));
+        }
+        if let Some(rest) = name.strip_prefix("candles:") {
+            let Some((symbol, interval)) = rest.rsplit_once(':') else {
+                return Err(Refusal::new("unknown_channel", format!("'{name}' is not candles:SYMBOL:INTERVAL")));
+            };
+            let instrument = instrument(symbol)?;
+            let interval: Interval = interval.parse().map_err(|e: sim::candles::ParseIntervalError| {
+                Refusal::new("unknown_channel", format!("{e} in channel '{name}'"))
+            })?;
+            return Ok(Channel::Candles(instrument, interval));
+        }
+        Err(Refusal::new(
+            "unknown_channel",
+            format!(
+                "unknown channel '{name}'; channels are quotes:SYMBOL, candles:SYMBOL:INTERVAL, orders, fills, \
+                 positions, balances, bots and account:ID"
+            ),
+        ))
+    }
+
+    /// Subscribes to all the channels or, if any is refused, to none.
+    async fn subscribe(&mut self, names: Vec<String>, after_seq: &BTreeMap<String, u64>) -> Result<(), Closed> {
+        let mut channels: Vec<(String, Channel)> = Vec::with_capacity(names.len());
+        for name in names {
+            match self.parse_channel(&name).await {
+                Ok(channel) => {
+                    if !channels.iter().any(|(_, c)| *c == channel) {
+                        channels.push((name, channel));
+                    }
+                }
+                Err(refusal) => return self.error(refusal.code, refusal.message, Some(&name)).await,
+            }
+        }
+        let mut after = BTreeMap::new();
+        for (key, seq) in after_seq {
+            let Ok(account) = key.parse::<AccountId>() else {
+                return self.error("bad_message", format!("after_seq is keyed by account id, not '{key}'"), None).await;
+            };
+            after.insert(account, *seq);
+        }
+        let resumes = |s: &Scoped| matches!(s, Scoped::Orders | Scoped::Fills);
+        if channels.iter().any(|(_, c)| matches!(c, Channel::Scoped(s) if resumes(s))) {
+            for &account in after.keys() {
+                if !self.is_mine(account).await {
+                    return self
+                        .error("unknown_account", format!("no such account '{account}' in after_seq"), None)
                         .await;
-                    break;
-                }
-                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
-                    break;
                 }
             }
         }
-    }
-}
-
-/// Sends a live account event if subscribed and not already sent by a catch-up.
-async fn send_update(socket: &mut WebSocket, subs: &mut Subscriptions, update: &AccountUpdate) -> Result<(), ()> {
-    let Some(last) = subs.accounts.get_mut(&update.account) else { return Ok(()) };
-    if update.seq <= *last {
-        return Ok(());
-    }
-    let message =
-        ServerMessage::Event { channel: format!("account:{}", update.account), seq: update.seq, data: &update.event };
-    socket.send(text(&message)).await.map_err(|_| ())?;
-    *last = update.seq;
-    Ok(())
-}
-
-/// Answers a client message; returns the reply and the account streams to
-/// catch up (account, after seq).
-async fn handle_client(
-    state: &AppState,
-    user: Option<i64>,
-    body: &str,
-    subs: &mut Subscriptions,
-) -> (ServerMessage<'static>, Vec<(i64, u64)>) {
-    let message: ClientMessage = match serde_json::from_str(body) {
-        Ok(m) => m,
-        Err(e) => {
-            return (
-                ServerMessage::Error { code: "bad_message", message: format!("cannot read the message: {e}") },
-                vec![],
-            );
+        let adding = channels.iter().filter(|(_, c)| !self.subs.has(c)).count();
+        if self.subs.len() + adding > MAX_CHANNELS {
+            let message = format!("at most {MAX_CHANNELS} channels per connection");
+            return self.error("too_many_channels", message, None).await;
         }
-    };
-    match message {
-        ClientMessage::Ping => (ServerMessage::Pong, vec![]),
-        ClientMessage::Subscribe { channels, after_seq } => {
-            let mut added = BTreeSet::new();
-            let mut catch_ups = Vec::new();
-            for channel in channels {
-                if subs.quotes.len() + subs.accounts.len() >= MAX_CHANNELS {
-                    let message = format!("at most {MAX_CHANNELS} channels per connection");
-                    return (ServerMessage::Error { code: "too_many_channels", message }, vec![]);
+        // Where each new journal stream starts, read before answering so a
+        // store failure is an error rather than a silent gap.
+        let follows = channels.iter().any(|(_, c)| matches!(c, Channel::Scoped(s) if *s != Scoped::Bots));
+        let accounts = if follows {
+            match self.my_accounts().await {
+                Ok(accounts) => accounts,
+                Err(e) => return self.unavailable(&e).await,
+            }
+        } else {
+            Vec::new()
+        };
+        let mut starts: BTreeMap<AccountId, u64> = BTreeMap::new();
+        for (_, channel) in &channels {
+            let fresh: Vec<AccountId> = match channel {
+                Channel::Account(account) if !after.contains_key(account) => vec![*account],
+                Channel::Scoped(s) if resumes(s) => {
+                    accounts.iter().copied().filter(|a| !after.contains_key(a)).collect()
                 }
-                if let Some(id) = channel.strip_prefix("account:") {
-                    let Some(user) = user else {
-                        let message = "sign in (session cookie or bearer token) to subscribe to accounts".to_string();
-                        return (ServerMessage::Error { code: "unauthorized", message }, vec![]);
-                    };
-                    let account = id.parse::<i64>().ok();
-                    let owned = match account {
-                        Some(a) => {
-                            matches!(state.runtime.store.account_owner(a).await, Ok(Some(owner)) if owner == user)
-                        }
-                        None => false,
-                    };
-                    let (Some(account), true) = (account, owned) else {
-                        let message = format!("no such account '{id}'");
-                        return (ServerMessage::Error { code: "unknown_channel", message }, vec![]);
-                    };
-                    match after_seq.get(id) {
-                        // Resume: send what was missed first.
-                        Some(after) => catch_ups.push((account, *after)),
-                        // Fresh: live from now on.
-                        None => {
-                            let last = state.runtime.store.last_seq(account).await.unwrap_or(0);
-                            subs.accounts.insert(account, last);
-                        }
-                    }
-                    added.insert(channel);
+                _ => continue,
+            };
+            for account in fresh {
+                if starts.contains_key(&account) {
                     continue;
                 }
-                match resolve(state, &channel) {
-                    Ok(instrument) => {
-                        subs.quotes.insert(instrument, channel.clone());
-                        added.insert(channel);
-                    }
-                    Err(message) => return (ServerMessage::Error { code: "unknown_channel", message }, vec![]),
-                }
+                match self.store().last_seq(account).await {
+                    Ok(last) => starts.insert(account, last),
+                    Err(e) => return self.unavailable(&e).await,
+                };
             }
-            (ServerMessage::Subscribed { channels: added.into_iter().collect() }, catch_ups)
         }
-        ClientMessage::Unsubscribe { channels } => {
-            subs.quotes.retain(|_, c| !channels.contains(c));
-            subs.accounts.retain(|a, _| !channels.contains(&format!("account:{a}")));
-            (ServerMessage::Unsubscribed { channels }, vec![])
+        let mut answered: Vec<String> = channels.iter().map(|(name, _)| name.clone()).collect();
+        answered.sort();
+        send(&mut self.socket, &ServerMessage::Subscribed { channels: answered }).await?;
+        for (name, channel) in channels {
+            match channel {
+                Channel::Quotes(instrument) => {
+                    self.subs.quotes.insert(instrument, name);
+                }
+                Channel::Candles(instrument, interval) => {
+                    self.subs.candles.insert((instrument, interval), name);
+                }
+                Channel::Account(account) => {
+                    let last = match after.get(&account) {
+                        // Resume: what was missed first.
+                        Some(&after) => self.replay(Journal::Raw, account, after).await?,
+                        // Fresh: live from now on.
+                        None => starts.get(&account).copied().unwrap_or(0),
+                    };
+                    self.subs.accounts.insert(account, last);
+                }
+                Channel::Scoped(scoped @ (Scoped::Orders | Scoped::Fills)) => {
+                    let journal = if scoped == Scoped::Orders { Journal::Orders } else { Journal::Fills };
+                    let mut cursors = match journal {
+                        Journal::Orders => self.subs.orders.take(),
+                        _ => self.subs.fills.take(),
+                    }
+                    .unwrap_or_default();
+                    for &account in &accounts {
+                        let cursor = match after.get(&account) {
+                            Some(&after) => self.replay(journal, account, after).await?,
+                            // Already followed: carry on from where it is.
+                            None => match cursors.get(&account) {
+                                Some(&cursor) => cursor,
+                                None => starts.get(&account).copied().unwrap_or(0),
+                            },
+                        };
+                        cursors.insert(account, cursor);
+                    }
+                    match journal {
+                        Journal::Orders => self.subs.orders = Some(cursors),
+                        _ => self.subs.fills = Some(cursors),
+                    }
+                }
+                Channel::Scoped(scoped @ (Scoped::Positions | Scoped::Balances)) => {
+                    let positions = scoped == Scoped::Positions;
+                    if positions {
+                        self.subs.positions = Some(Cursors::new());
+                    } else {
+                        self.subs.balances = Some(Cursors::new());
+                    }
+                    for &account in &accounts {
+                        self.snapshot(account, positions).await?;
+                    }
+                }
+                Channel::Scoped(Scoped::Bots) => self.subs.bots = true,
+            }
+        }
+        Ok(())
+    }
+
+    async fn unavailable(&mut self, e: &StoreError) -> Result<(), Closed> {
+        tracing::warn!(error = %e, "websocket subscription refused: store error");
+        self.error("unavailable", "the server cannot read accounts right now; try again".to_string(), None).await
+    }
+}
+
+/// An empty fold over the paper instruments.
+fn order_fold(instruments: &[model::Instrument]) -> Option<OrderFold> {
+    // The fold reads no cash, so any currency serves as its base.
+    let base = instruments.first().map(|i| i.quote_currency).or_else(|| Currency::parse("USD").ok())?;
+    Some(OrderFold::new(base, instruments.iter().cloned()))
+}
+
+/// The account's current positions (or balances) and the journal seq they
+/// are as of.
+async fn read_holdings(store: &Store, account: AccountId, positions: bool) -> Result<(u64, Holdings), StoreError> {
+    // The read models and the journal are written in one transaction: if the
+    // last seq is the same before and after, the rows are exactly as of it.
+    // Under a burst of commits the earlier seq is safe too: the updates after
+    // it are sent again and leave the client with the same rows.
+    let mut attempts = 0;
+    loop {
+        let before = store.last_seq(account).await?;
+        let rows = if positions {
+            Holdings { positions: store.positions(account).await?, balances: Vec::new() }
+        } else {
+            Holdings { positions: Vec::new(), balances: store.balances(account).await? }
+        };
+        attempts += 1;
+        if store.last_seq(account).await? == before || attempts == 3 {
+            return Ok((before, rows));
         }
     }
 }
 
-/// `quotes:SYMBOL` to the instrument it names.
-fn resolve(state: &AppState, channel: &str) -> Result<InstrumentId, String> {
-    let Some(symbol) = channel.strip_prefix("quotes:") else {
-        return Err(format!("unknown channel '{channel}'; channels are quotes:SYMBOL and account:ID"));
-    };
-    state
-        .runtime
-        .instrument_by_symbol(symbol)
-        .map(|i| i.id)
-        .ok_or_else(|| format!("unknown instrument '{symbol}' in channel '{channel}'"))
+/// Gives the fold the state at `start` of orders placed at or before it, by
+/// reading the journal back to where each began.
+async fn seed(
+    store: &Store,
+    account: AccountId,
+    start: u64,
+    mut orders: BTreeSet<OrderId>,
+    fold: &mut OrderFold,
+) -> Result<(), StoreError> {
+    let mut found = Vec::new();
+    let mut before = start.saturating_add(1);
+    while !orders.is_empty() {
+        let page = store.events_before(account, before, PAGE).await?;
+        let Some(&(oldest, _)) = page.last() else { break };
+        for (_, event) in page {
+            let Some(id) = order_of(&event.kind) else { continue };
+            if orders.contains(&id) {
+                if matches!(event.kind, EventKind::OrderSubmitted { .. } | EventKind::OrderDenied { .. }) {
+                    orders.remove(&id);
+                }
+                found.push(event);
+            }
+        }
+        before = oldest;
+    }
+    for event in found.iter().rev() {
+        fold.apply(event);
+    }
+    Ok(())
 }
