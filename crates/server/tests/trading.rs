@@ -4,103 +4,15 @@
 
 use std::time::Duration;
 
-use reqwest::{Client, StatusCode};
-use serde_json::{Value, json};
-use server::serve::{self, Started};
-use store::testing::TestDatabase;
+mod common;
 
-const ADMIN_PASSWORD: &str = "correct horse battery staple";
+use common::{ADMIN_PASSWORD, Server, User, open_account, start};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use store::testing::TestDatabase;
 
 async fn database(backend: &str) -> TestDatabase {
     TestDatabase::create(backend, "trading").await
-}
-
-struct Server {
-    base: String,
-    started: Started,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn start(db: &TestDatabase) -> Server {
-    let env = vec![
-        ("TRADECORE_DATABASE__URL".to_string(), db.url.clone()),
-        ("TRADECORE_AUTH__ADMIN_PASSWORD".to_string(), ADMIN_PASSWORD.to_string()),
-        ("TRADECORE_PAPER__TICKS_PER_SECOND".to_string(), "20".to_string()),
-        ("TRADECORE_PAPER__SEED".to_string(), "3".to_string()),
-    ];
-    let config = server::config::load(None, &env).unwrap();
-    let started = serve::start(config).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = server::app::app(started.state.clone());
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
-    });
-    Server { base, started, task }
-}
-
-impl Server {
-    async fn stop(self) {
-        self.task.abort();
-        self.started.stop().await;
-    }
-}
-
-/// A signed-in client using a bearer token with read and trade scopes.
-struct User {
-    http: Client,
-    base: String,
-    token: String,
-}
-
-impl User {
-    async fn sign_in(base: &str, username: &str, password: &str) -> Self {
-        let http = Client::builder().cookie_store(true).build().unwrap();
-        let login = http
-            .post(format!("{base}/api/v1/auth/login"))
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(login.status(), StatusCode::OK, "login as {username}: {}", login.text().await.unwrap_or_default());
-        let csrf = login.json::<Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_string();
-        let token = http
-            .post(format!("{base}/api/v1/tokens"))
-            .header("X-CSRF-Token", &csrf)
-            .json(&json!({"name": "tests", "scopes": if username == "admin" { json!(["read", "trade", "admin"]) } else { json!(["read", "trade"]) }}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(token.status(), StatusCode::CREATED, "token: {}", token.text().await.unwrap_or_default());
-        let token = token.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
-        Self { http: Client::new(), base: base.to_string(), token }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.call(reqwest::Method::GET, path, None).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call(reqwest::Method::POST, path, Some(body)).await
-    }
-}
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name("sqlite").await; } )* }
-        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name("postgres").await; } )* }
-    };
 }
 
 both_backends!(
@@ -121,12 +33,6 @@ async fn summary_equity(user: &User, account: i64) -> Value {
 
 async fn put(user: &User, path: String, state: &str) -> (StatusCode, Value) {
     user.call(reqwest::Method::PUT, &path, Some(json!({ "state": state }))).await
-}
-
-async fn open_account(user: &User) -> i64 {
-    let (status, body) = user.post("/api/v1/accounts", json!({"name": "paper", "starting_cash": "100000"})).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["id"].as_i64().unwrap()
 }
 
 async fn trade_to_a_fill_and_survive_a_restart(backend: &str) {
