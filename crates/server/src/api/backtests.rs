@@ -64,9 +64,9 @@ struct CandleSource {
     #[serde(default = "default_interval")]
     #[schema(default = "1m")]
     interval: String,
-    /// From this RFC 3339 time (inclusive).
+    /// From this time, inclusive (ISO 8601, or epoch s/ms/µs/ns).
     from: Option<String>,
-    /// To this RFC 3339 time.
+    /// To this time (ISO 8601, or epoch s/ms/µs/ns).
     to: Option<String>,
 }
 

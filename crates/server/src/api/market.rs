@@ -63,9 +63,9 @@ async fn quotes(State(state): State<AppState>) -> Json<Vec<SymbolQuote>> {
 struct CandleQuery {
     /// `1m` (default), `5m`, `1h` or `1d`.
     interval: Option<String>,
-    /// Candles starting at or after this RFC 3339 time.
+    /// Candles starting at or after this time (ISO 8601, or epoch s/ms/µs/ns).
     from: Option<String>,
-    /// Candles starting before this RFC 3339 time.
+    /// Candles starting before this time (ISO 8601, or epoch s/ms/µs/ns).
     to: Option<String>,
     /// The most candles, 1 to 5000 (default 500); the newest ones.
     #[param(minimum = 1, maximum = 5000)]

@@ -272,9 +272,9 @@ async fn balances(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct RangeQuery {
-    /// From this RFC 3339 time (inclusive).
+    /// From this time, inclusive (ISO 8601, or epoch s/ms/µs/ns).
     from: Option<String>,
-    /// To this RFC 3339 time.
+    /// To this time (ISO 8601, or epoch s/ms/µs/ns).
     to: Option<String>,
 }
 
