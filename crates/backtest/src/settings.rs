@@ -11,15 +11,24 @@ use crate::runner::BacktestConfig;
 
 /// Settings as text; `None` takes the default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SettingsInput {
+    /// The symbol the report names (default `SYNTH`; candle data sets it).
     pub symbol: Option<String>,
+    /// Starting cash, a decimal (default `10000`).
     pub cash: Option<String>,
+    /// Commission as a fraction of each fill's notional (`0.001` = 0.1 %; default 0).
     pub commission: Option<String>,
+    /// `all-in` (default), `units=N` or `percent=P`.
     pub sizing: Option<String>,
+    /// When orders fill: `next-open` (default) or `close`.
     pub fill: Option<String>,
+    /// Adverse slippage on market and stop fills, in basis points (default 0).
     pub slippage_bps: Option<String>,
+    /// Close the position at the last bar (default false).
     pub close_at_end: Option<bool>,
+    /// Smallest tradable quantity step, a decimal (default `1`).
     pub lot_size: Option<String>,
 }
 

@@ -7,6 +7,7 @@ use crate::num::{Money, Price, Quantity, Rate};
 
 /// Whether an account (or everyone) may trade.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TradingState {
     #[default]
@@ -70,6 +71,7 @@ impl Default for RiskLimits {
 /// `cost_basis` is the signed notional paid to open what is still held, so
 /// the average entry price is `cost_basis / quantity`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Position {
     pub instrument: InstrumentId,
     pub quantity: Quantity,

@@ -10,6 +10,7 @@ use crate::num::{Money, Price, Quantity, RoundingMode, notional};
 /// backtester, or the server's instrument table). Events and positions carry
 /// it instead of a string so the hot path neither hashes nor allocates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct InstrumentId(pub u32);
 
@@ -95,6 +96,7 @@ impl<'de> Deserialize<'de> for Currency {
 
 /// What kind of thing an instrument is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AssetClass {
     CryptoSpot,
@@ -139,6 +141,7 @@ pub enum InstrumentError {
 
 /// A tradable instrument on a venue, with the filters the venue enforces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Instrument {
     pub id: InstrumentId,
     /// The venue's name for it, such as `BTCUSDT` or `AAPL`.

@@ -9,6 +9,8 @@ pub mod account;
 pub mod event;
 pub mod instrument;
 pub mod num;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod order;
 pub mod time;
 

@@ -14,6 +14,7 @@ use crate::time::Timestamp;
 
 /// Buy or sell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
     Buy,
@@ -66,6 +67,7 @@ impl std::str::FromStr for Side {
 
 /// The kind of order, with the prices that kind needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OrderType {
     /// Fill at the best available prices now.
@@ -109,6 +111,7 @@ impl OrderType {
 
 /// How long an order stays working.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TimeInForce {
     /// Good till cancelled.
@@ -137,6 +140,7 @@ impl std::str::FromStr for TimeInForce {
 
 /// The engine's own id for an order, unique within an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct OrderId(pub u64);
 
@@ -200,6 +204,7 @@ impl fmt::Display for ClientOrderId {
 
 /// Where an order is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Passed risk checks and sent; the venue has not answered yet.
@@ -307,6 +312,7 @@ pub struct InvalidTransition {
 /// Why an order was refused, before or at the venue. The string codes are
 /// stable: clients and dashboards key on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RejectReason {
     UnknownInstrument,
@@ -425,6 +431,7 @@ impl fmt::Display for RejectReason {
 
 /// Whether a fill added liquidity to the book or took it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Liquidity {
     Maker,
@@ -433,6 +440,7 @@ pub enum Liquidity {
 
 /// An execution against an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Fill {
     pub order_id: OrderId,
     /// The venue's id for this execution; fills are deduplicated by it.
@@ -449,6 +457,7 @@ pub struct Fill {
 
 /// An order as the engine tracks it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Order {
     pub id: OrderId,
     pub client_order_id: ClientOrderId,
@@ -508,6 +517,7 @@ pub struct Bar {
 
 /// Top of book.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Quote {
     pub instrument: InstrumentId,
     pub ts: Timestamp,

@@ -6,8 +6,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, Json};
 use crate::runtime::Runtime;
@@ -31,20 +33,43 @@ impl AppState {
     }
 }
 
-/// The whole router. Tests call it with `oneshot` or serve it on port 0.
-pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/api/v1/status", get(status))
+/// The REST routes with their documentation: one `routes!` entry per path
+/// registers its handlers on the router and their `#[utoipa::path]`
+/// operations in the OpenAPI document at once (see [`crate::openapi`]). A
+/// new area adds `.merge(area::routes())` here, its `routes()` returning an
+/// `OpenApiRouter`. Routes added any other way are caught by
+/// `tests/openapi.rs`.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(status))
+        .routes(routes!(crate::openapi::document))
         .merge(crate::api::market::routes())
-        .merge(crate::api::ws::routes())
         .merge(crate::api::trading::routes())
         .merge(crate::api::risk::routes())
         .merge(crate::api::backtests::routes())
         .merge(crate::api::bots::routes())
         .merge(crate::routes::auth::routes())
+}
+
+/// The OpenAPI document, as `GET /api/v1/openapi.json` serves it.
+#[must_use]
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    crate::openapi::finish(api().into_openapi())
+}
+
+/// The whole router. Tests call it with `oneshot` or serve it on port 0.
+pub fn app(state: AppState) -> Router {
+    let (api, doc) = api().split_for_parts();
+    let document = crate::openapi::Document::new(&crate::openapi::finish(doc));
+    Router::new()
+        .merge(api)
+        // Documented in `crate::openapi` (not REST, or not served by a handler of ours).
+        .merge(crate::api::ws::routes())
+        .merge(crate::openapi::docs_routes())
         .fallback(not_found)
+        .layer(axum::Extension(document))
         // Oversized bodies are refused before a handler reads them (413).
         .layer(axum::extract::DefaultBodyLimit::max(state.config.server.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::limits::enforce))
@@ -56,18 +81,34 @@ async fn not_found() -> ApiError {
 }
 
 /// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "system",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain", example = "ok")),
+)]
 async fn healthz() -> impl IntoResponse {
     (StatusCode::OK, "ok")
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Readiness {
     ready: bool,
+    /// `sqlite` or `postgres`.
     database: &'static str,
     migrations_pending: usize,
 }
 
 /// Readiness: the database answers and its migrations are current.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "system",
+    responses(
+        (status = 200, description = "Ready to serve.", body = Readiness),
+        (status = 503, description = "- `unavailable`: the database is unreachable or migrations are pending."),
+    ),
+)]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
     let store = &state.runtime.store;
     store.ping().await.map_err(|e| ApiError::unavailable(format!("database: {e}")))?;
@@ -78,7 +119,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiErr
     Ok(Json(Readiness { ready: true, database: store.backend(), migrations_pending: 0 }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Status {
     version: &'static str,
     database: &'static str,
@@ -88,7 +129,8 @@ struct Status {
     journal: JournalStatus,
 }
 
-#[derive(Debug, Serialize)]
+/// Group-commit counters of the journal since start.
+#[derive(Debug, Serialize, ToSchema)]
 struct JournalStatus {
     batches: u64,
     commits: u64,
@@ -96,6 +138,13 @@ struct JournalStatus {
     failed_batches: u64,
 }
 
+/// The server's version, database, uptime, accounts and instruments.
+#[utoipa::path(
+    get,
+    path = "/api/v1/status",
+    tag = "system",
+    responses((status = 200, description = "Status.", body = Status)),
+)]
 async fn status(State(state): State<AppState>) -> Json<Status> {
     use std::sync::atomic::Ordering::Relaxed;
     let rt = &state.runtime;

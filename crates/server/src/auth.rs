@@ -575,8 +575,9 @@ fn forget_old(times: &mut VecDeque<Instant>, now: Instant) {
 // Views
 
 /// A user as the API shows it (never the password hash).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UserView {
+    #[schema(value_type = i64)]
     pub id: UserId,
     pub username: String,
     pub role: Role,

@@ -53,7 +53,7 @@ pub enum BotError {
 }
 
 /// What a running bot has done since it started, for its status.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct BotActivity {
     /// False while stored candles are replayed.
     pub warmed_up: bool,
@@ -578,7 +578,7 @@ impl Runner {
 
 /// A bot's profit and loss, from its own fills only, folded exactly as the
 /// account folds them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BotPnl {
     pub fills: usize,
     /// Signed quantity the bot's fills add up to.

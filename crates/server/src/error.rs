@@ -27,14 +27,31 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem document (`application/problem+json`): every error
+/// the API answers.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "type": "https://tradecore.dev/problems/validation-failed",
+    "title": "Unprocessable Entity",
+    "status": 422,
+    "detail": "must be at least 12 characters",
+    "code": "validation_failed",
+    "field": "new_password"
+}))]
+pub(crate) struct Problem<'a> {
+    /// A URI naming the kind of problem (derived from `code`).
     #[serde(rename = "type")]
     kind: String,
+    /// The HTTP status's reason phrase.
     title: &'a str,
+    /// The HTTP status code.
     status: u16,
+    /// What went wrong, for people; may change between versions.
     detail: &'a str,
+    /// Stable machine-readable code: key on this, not on `detail`.
     code: &'a str,
+    /// The request field or query parameter that is wrong, when there is one
+    /// (a path such as `scopes[0]` for nested values).
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
 }

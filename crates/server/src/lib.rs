@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod feed;
 pub mod limits;
+pub mod openapi;
 pub mod routes;
 pub mod runtime;
 pub mod serve;

@@ -37,6 +37,7 @@ const TOUCH_EVERY_NS: i64 = 60 * 1_000_000_000;
 
 /// What a user is allowed to do, at most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything, including managing users and reading the audit log.
@@ -100,6 +101,7 @@ impl FromStr for Role {
 
 /// One permission an API call can require.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Read accounts, orders, market data.
@@ -233,6 +235,21 @@ impl<'de> Deserialize<'de> for Scopes {
         Ok(Vec::<Scope>::deserialize(d)?.into_iter().collect())
     }
 }
+
+/// An array of distinct scopes, as serialized.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Scopes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(<Scope as utoipa::PartialSchema>::schema())
+            .unique_items(true)
+            .examples([serde_json::json!(["read", "trade"])])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Scopes {}
 
 // ---------------------------------------------------------------------------
 // Rows
@@ -380,9 +397,12 @@ impl<'a> AuditEntry<'a> {
 
 /// An audit record as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRow {
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub id: AuditId,
     pub ts: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub user_id: Option<UserId>,
     pub action: String,
     pub target: Option<String>,

@@ -15,6 +15,7 @@ pub type BotId = i64;
 
 /// Where a bot is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BotStatus {
     Stopped,

@@ -8,6 +8,7 @@ use crate::{Backend, ROWS_PER_STATEMENT, Store, StoreError, from_i64, parse_text
 
 /// One stored candle. `interval` is its name (`1m`, `5m`, `1h`, `1d`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CandleRecord {
     pub instrument: InstrumentId,
     pub interval: String,

@@ -10,16 +10,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use backtest::settings::SettingsInput;
 use backtest::{Market, ReportOptions};
 use model::{Bar, Timestamp};
 use serde::{Deserialize, Serialize};
 use sim::candles::Interval;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::auth::{Caller, Scope};
@@ -28,19 +29,17 @@ use crate::error::{ApiError, Json, Path};
 /// Backtests that may run at once; more wait their turn.
 const CONCURRENT_RUNS: usize = 2;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/backtests", post(submit).get(list))
-        .route("/api/v1/backtests/{id}", get(fetch))
-        .route("/api/v1/backtests/{id}/report.html", get(html))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(submit, list)).routes(routes!(fetch)).routes(routes!(html))
 }
 
 /// A parameter value as JSON: strings, numbers and booleans are all accepted
 /// and checked against the strategy's declared type.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(untagged)]
 pub(crate) enum ParamInput {
     Text(String),
+    #[schema(value_type = f64)]
     Number(serde_json::Number),
     Flag(bool),
 }
@@ -55,13 +54,19 @@ impl ParamInput {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// Candles the server stored from its feed.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CandleSource {
+    /// A paper instrument's symbol.
     symbol: String,
+    /// `1m` (default), `5m`, `1h` or `1d`.
     #[serde(default = "default_interval")]
+    #[schema(default = "1m")]
     interval: String,
+    /// From this time, inclusive (ISO 8601, or epoch s/ms/µs/ns).
     from: Option<String>,
+    /// To this time (ISO 8601, or epoch s/ms/µs/ns).
     to: Option<String>,
 }
 
@@ -69,7 +74,8 @@ fn default_interval() -> String {
     "1m".to_string()
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// The bars to test on: exactly one of `csv` or `candles`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 enum DataSource {
     /// CSV text with a header `timestamp,open,high,low,close,volume`.
@@ -77,10 +83,18 @@ enum DataSource {
     Candles(CandleSource),
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "strategy": "sma-cross",
+    "params": {"fast": 10, "slow": 40, "long-only": true},
+    "data": {"csv": "timestamp,open,high,low,close,volume\n2024-01-01T00:00:00Z,100,101,99,100.5,12\n"},
+    "settings": {"cash": "10000", "commission": "0.001", "sizing": "all-in", "fill": "next-open"}
+}))]
 struct BacktestRequest {
+    /// A built-in strategy's name (as `tradecore strategies` lists them).
     strategy: String,
+    /// The strategy's parameters by name: strings, numbers or booleans.
     #[serde(default)]
     params: BTreeMap<String, ParamInput>,
     data: DataSource,
@@ -88,12 +102,29 @@ struct BacktestRequest {
     settings: SettingsInput,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Accepted {
     id: i64,
+    /// `running`.
     status: &'static str,
 }
 
+/// Submits a backtest; it runs in the background.
+///
+/// Everything is checked before the run is accepted: the strategy and its
+/// parameters, the settings and the data (a CSV is parsed in full).
+#[utoipa::path(
+    post,
+    path = "/api/v1/backtests",
+    tag = "backtests",
+    operation_id = "submit_backtest",
+    security(("token" = ["trade"]), ("session" = [], "csrf" = [])),
+    request_body = BacktestRequest,
+    responses(
+        (status = 202, description = "Accepted and running.", body = Accepted),
+        (status = 422, description = "- `validation_failed`: a bad `strategy`, `params`, `settings.*` or `data.*` (a CSV row: `data.csv`, with the line in `detail`)."),
+    ),
+)]
 async fn submit(
     State(state): State<AppState>,
     caller: Caller,
@@ -182,13 +213,18 @@ async fn load_bars(
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct BacktestView {
     id: i64,
+    /// `running`, `done` or `failed`.
     status: String,
+    /// The request as submitted.
+    #[schema(value_type = BacktestRequest)]
     request: serde_json::Value,
+    /// When done: the report, as the CLI writes it to `report.json`.
     #[serde(skip_serializing_if = "Option::is_none")]
     report: Option<serde_json::Value>,
+    /// When failed: why.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     created: Timestamp,
@@ -207,12 +243,31 @@ fn view(row: store::backtests::BacktestRow) -> BacktestView {
     }
 }
 
+/// The caller's backtests, newest first (at most 200).
+#[utoipa::path(
+    get,
+    path = "/api/v1/backtests",
+    tag = "backtests",
+    operation_id = "list_backtests",
+    security(("token" = ["read"]), ("session" = [])),
+    responses((status = 200, description = "Backtests.", body = Vec<BacktestView>)),
+)]
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<BacktestView>>, ApiError> {
     caller.require_scope(Scope::Read)?;
     let rows = state.runtime.store.backtests(caller.user_id, 200).await.map_err(|e| ApiError::internal(&e))?;
     Ok(Json(rows.into_iter().map(view).collect()))
 }
 
+/// One backtest, with its report when done.
+#[utoipa::path(
+    get,
+    path = "/api/v1/backtests/{id}",
+    tag = "backtests",
+    operation_id = "get_backtest",
+    security(("token" = ["read"]), ("session" = [])),
+    params(("id" = i64, Path, description = "The backtest's id.")),
+    responses((status = 200, description = "The backtest.", body = BacktestView), (status = 404, description = "- `not_found`: no such backtest, or not the caller's.")),
+)]
 async fn fetch(
     State(state): State<AppState>,
     caller: Caller,
@@ -224,6 +279,19 @@ async fn fetch(
 }
 
 /// The self-contained HTML report of a finished backtest.
+#[utoipa::path(
+    get,
+    path = "/api/v1/backtests/{id}/report.html",
+    tag = "backtests",
+    operation_id = "backtest_report",
+    security(("token" = ["read"]), ("session" = [])),
+    params(("id" = i64, Path, description = "The backtest's id.")),
+    responses(
+        (status = 200, description = "The report page.", body = String, content_type = "text/html"),
+        (status = 404, description = "- `not_found`: no such backtest, or not the caller's."),
+        (status = 409, description = "- `not_finished`: the backtest is still running or failed."),
+    ),
+)]
 async fn html(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Response, ApiError> {
     caller.require_scope(Scope::Read)?;
     let row = state.runtime.store.backtest(caller.user_id, id).await.map_err(|e| ApiError::internal(&e))?;

@@ -7,17 +7,18 @@
 
 use std::collections::BTreeMap;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use model::{Order, Timestamp};
 use serde::{Deserialize, Serialize};
 use sim::candles::Interval;
 use store::AccountId;
 use store::auth::AuditEntry;
 use store::bots::{BotId, BotRow, BotStatus, NewBot};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::backtests::ParamInput;
 use crate::api::trading::{OrderListQuery, Page, order_page, owned};
@@ -33,16 +34,16 @@ pub const MAX_WARMUP_BARS: u32 = 10_000;
 const DEFAULT_WARMUP_BARS: u32 = 100;
 const DEFAULT_SIZING: &str = "percent=10";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/bots", post(create).get(list))
-        .route("/api/v1/bots/{bot}", get(fetch).delete(delete))
-        .route("/api/v1/bots/{bot}/start", post(start))
-        .route("/api/v1/bots/{bot}/stop", post(stop))
-        .route("/api/v1/bots/{bot}/orders", get(orders))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(fetch, delete))
+        .routes(routes!(start))
+        .routes(routes!(stop))
+        .routes(routes!(orders))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewBotRequest {
     name: String,
@@ -62,7 +63,7 @@ struct NewBotRequest {
     start: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct BotView {
     id: BotId,
     name: String,
@@ -133,6 +134,19 @@ async fn owned_bot(state: &AppState, caller: &Caller, id: BotId) -> Result<BotRo
     }
 }
 
+/// Create a bot.
+#[utoipa::path(
+    post,
+    path = "/api/v1/bots",
+    tag = "bots",
+    security(("token" = ["trade"]), ("session" = [], "csrf" = [])),
+    request_body = NewBotRequest,
+    responses(
+        (status = 201, description = "The new bot (running when `start` was true).", body = BotView),
+        (status = 409, description = "- `too_many_bots`: the user has 100 bots.\n- `bot_not_startable`: created, but it could not start."),
+        (status = 422, description = "- `validation_failed`: a bad `name`, `account_id` (not the caller's), `symbol`, `strategy`, `params`, `interval`, `sizing` or `warmup_bars`."),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -197,6 +211,14 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view(&state, row, activity, None))).into_response())
 }
 
+/// List your bots.
+#[utoipa::path(
+    get,
+    path = "/api/v1/bots",
+    tag = "bots",
+    security(("token" = ["read"]), ("session" = [])),
+    responses((status = 200, description = "The caller's bots, oldest first.", body = Vec<BotView>)),
+)]
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<BotView>>, ApiError> {
     caller.require_scope(Scope::Read)?;
     let rows = state.runtime.store.bots_of(caller.user_id).await.map_err(|e| store_error(&e))?;
@@ -208,6 +230,16 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<
     Ok(Json(views))
 }
 
+/// Get a bot with its activity and P&L.
+#[utoipa::path(
+    get,
+    path = "/api/v1/bots/{bot}",
+    tag = "bots",
+    operation_id = "get_bot",
+    security(("token" = ["read"]), ("session" = [])),
+    params(("bot" = i64, Path, description = "The bot's id.")),
+    responses((status = 200, description = "The bot with its activity (while running) and P&L.", body = BotView), (status = 404, description = "- `not_found`: no such bot, or not the caller's.")),
+)]
 async fn fetch(
     State(state): State<AppState>,
     caller: Caller,
@@ -230,6 +262,21 @@ async fn fetch(
     Ok(Json(view(&state, row, activity, pnl)))
 }
 
+/// Start a bot.
+#[utoipa::path(
+    post,
+    path = "/api/v1/bots/{bot}/start",
+    tag = "bots",
+    operation_id = "start_bot",
+    security(("token" = ["trade"]), ("session" = [], "csrf" = [])),
+    params(("bot" = i64, Path, description = "The bot's id.")),
+    responses(
+        (status = 200, description = "The bot, running.", body = BotView),
+        (status = 404, description = "- `not_found`: no such bot, or not the caller's."),
+        (status = 409, description = "- `bot_not_startable`: already running, or its strategy, instrument or account cannot run."),
+        (status = 503, description = "- `unavailable`: its account is not running yet; retry shortly."),
+    ),
+)]
 async fn start(
     State(state): State<AppState>,
     caller: Caller,
@@ -244,13 +291,24 @@ async fn start(
     Ok(Json(view(&state, row, activity, None)))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct StopQuery {
     /// Cancel the bot's working orders too (default true).
     cancel_orders: Option<bool>,
 }
 
+/// Stop a bot.
+#[utoipa::path(
+    post,
+    path = "/api/v1/bots/{bot}/stop",
+    tag = "bots",
+    operation_id = "stop_bot",
+    security(("token" = ["trade"]), ("session" = [], "csrf" = [])),
+    params(("bot" = i64, Path, description = "The bot's id."), StopQuery),
+    responses((status = 200, description = "The bot, stopped.", body = BotView), (status = 404, description = "- `not_found`: no such bot, or not the caller's.")),
+)]
 async fn stop(
     State(state): State<AppState>,
     caller: Caller,
@@ -267,6 +325,20 @@ async fn stop(
     Ok(Json(view(&state, row, None, None)))
 }
 
+/// Delete a stopped bot.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/bots/{bot}",
+    tag = "bots",
+    operation_id = "delete_bot",
+    security(("token" = ["trade"]), ("session" = [], "csrf" = [])),
+    params(("bot" = i64, Path, description = "The bot's id.")),
+    responses(
+        (status = 204, description = "Deleted; its orders and fills stay in the account."),
+        (status = 404, description = "- `not_found`: no such bot, or not the caller's."),
+        (status = 409, description = "- `bot_running`: stop it first."),
+    ),
+)]
 async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -286,7 +358,20 @@ async fn delete(
     }
 }
 
-/// The bot's orders, newest first, with the same filters and cursor as the account's orders.
+/// List a bot's orders.
+#[utoipa::path(
+    get,
+    path = "/api/v1/bots/{bot}/orders",
+    tag = "bots",
+    operation_id = "list_bot_orders",
+    security(("token" = ["read"]), ("session" = [])),
+    params(("bot" = i64, Path, description = "The bot's id."), OrderListQuery),
+    responses(
+        (status = 200, description = "A page of the bot's orders, newest first.", body = Page<Order>),
+        (status = 404, description = "- `not_found`: no such bot, or not the caller's."),
+        (status = 422, description = "- `validation_failed`: a bad `status`, `symbol` or `limit`."),
+    ),
+)]
 async fn orders(
     State(state): State<AppState>,
     caller: Caller,

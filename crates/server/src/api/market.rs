@@ -1,35 +1,47 @@
 //! Market data: instruments, latest quotes and candles.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use model::{Instrument, Quote, Timestamp};
 use serde::{Deserialize, Serialize};
 use sim::candles::Interval;
 use store::CandleRecord;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::{ApiError, Json, Path, Query};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/instruments", get(instruments))
-        .route("/api/v1/quotes", get(quotes))
-        .route("/api/v1/instruments/{symbol}/candles", get(candles))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(instruments)).routes(routes!(quotes)).routes(routes!(candles))
 }
 
+/// The instruments of the paper market.
+#[utoipa::path(
+    get,
+    path = "/api/v1/instruments",
+    tag = "market",
+    responses((status = 200, description = "Every instrument.", body = Vec<Instrument>)),
+)]
 async fn instruments(State(state): State<AppState>) -> Json<Vec<Instrument>> {
     Json(state.runtime.instruments().to_vec())
 }
 
 /// A quote with its instrument's symbol, for clients that key on symbols.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SymbolQuote {
     pub symbol: String,
     #[serde(flatten)]
     pub quote: Quote,
 }
 
+/// The latest quote of each instrument.
+#[utoipa::path(
+    get,
+    path = "/api/v1/quotes",
+    tag = "market",
+    responses((status = 200, description = "Latest quotes.", body = Vec<SymbolQuote>)),
+)]
 async fn quotes(State(state): State<AppState>) -> Json<Vec<SymbolQuote>> {
     let rt = &state.runtime;
     Json(
@@ -45,17 +57,35 @@ async fn quotes(State(state): State<AppState>) -> Json<Vec<SymbolQuote>> {
     )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct CandleQuery {
+    /// `1m` (default), `5m`, `1h` or `1d`.
     interval: Option<String>,
+    /// Candles starting at or after this time (ISO 8601, or epoch s/ms/µs/ns).
     from: Option<String>,
+    /// Candles starting before this time (ISO 8601, or epoch s/ms/µs/ns).
     to: Option<String>,
+    /// The most candles, 1 to 5000 (default 500); the newest ones.
+    #[param(minimum = 1, maximum = 5000)]
     limit: Option<u32>,
 }
 
 const MAX_CANDLES: u32 = 5_000;
 
+/// Closed candles of an instrument, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/instruments/{symbol}/candles",
+    tag = "market",
+    params(("symbol" = String, Path, description = "The instrument's symbol.", example = "BTC-USDT"), CandleQuery),
+    responses(
+        (status = 200, description = "Candles.", body = Vec<CandleRecord>),
+        (status = 404, description = "- `not_found`: no such instrument."),
+        (status = 422, description = "- `validation_failed`: a bad `interval`, `from`, `to` or `limit` (`field` names it)."),
+    ),
+)]
 async fn candles(
     State(state): State<AppState>,
     Path(symbol): Path<String>,

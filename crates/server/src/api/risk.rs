@@ -3,41 +3,63 @@
 //! reduce a position, `active` trades normally; cancels always go through.
 //! Every change is journaled on the accounts and recorded in the audit log.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, put};
 use engine::{Command, SwitchScope, TradingState};
 use serde::{Deserialize, Serialize};
 use store::AccountId;
 use store::auth::AuditEntry;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::auth::{Caller, ClientMeta, Scope};
 use crate::error::{ApiError, Json, Path};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/kill-switch", get(global).put(set_global))
-        .route("/api/v1/accounts/{account}/kill-switch", put(set_account))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(global, set_global)).routes(routes!(set_account))
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Switch {
     state: TradingState,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct GlobalSwitch {
     state: TradingState,
+    /// Accounts the change was applied to.
     accounts: usize,
 }
 
+/// The global kill switch.
+#[utoipa::path(
+    get,
+    path = "/api/v1/kill-switch",
+    tag = "risk",
+    operation_id = "get_global_kill_switch",
+    security(("token" = ["read"]), ("session" = [])),
+    responses((status = 200, description = "Its state.", body = Switch)),
+)]
 async fn global(State(state): State<AppState>, caller: Caller) -> Result<Json<Switch>, ApiError> {
     caller.require_scope(Scope::Read)?;
     Ok(Json(Switch { state: state.runtime.global_state().await }))
 }
 
+/// Sets the global kill switch (admins).
+#[utoipa::path(
+    put,
+    path = "/api/v1/kill-switch",
+    tag = "risk",
+    operation_id = "set_global_kill_switch",
+    security(("token" = ["admin"]), ("session" = [], "csrf" = [])),
+    request_body = Switch,
+    responses(
+        (status = 200, description = "The new state.", body = GlobalSwitch),
+        (status = 403, description = "- `forbidden`: not an admin."),
+    ),
+)]
 async fn set_global(
     State(state): State<AppState>,
     caller: Caller,
@@ -53,6 +75,20 @@ async fn set_global(
     Ok(Json(GlobalSwitch { state: body.state, accounts }))
 }
 
+/// Sets an account's kill switch (its owner with the `trade` scope, or an admin).
+#[utoipa::path(
+    put,
+    path = "/api/v1/accounts/{account}/kill-switch",
+    tag = "risk",
+    operation_id = "set_account_kill_switch",
+    security(("token" = ["trade"]), ("token" = ["admin"]), ("session" = [], "csrf" = [])),
+    params(("account" = i64, Path, description = "The account's id.")),
+    request_body = Switch,
+    responses(
+        (status = 200, description = "The new state.", body = Switch),
+        (status = 404, description = "- `not_found`: no such account, or not the caller's."),
+    ),
+)]
 async fn set_account(
     State(state): State<AppState>,
     caller: Caller,

@@ -9,33 +9,34 @@
 //! risk checks refuse is journaled too, and answered 422 with the stable
 //! reason as the problem's `code` (for example `insufficient_cash`).
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use engine::{Command, OrderRequest, Submission};
 use model::{
     ClientOrderId, InstrumentId, Money, Order, OrderId, OrderStatus, OrderType, Price, Quantity, Side, TimeInForce,
 };
 use serde::{Deserialize, Serialize};
 use store::{AccountId, OrderQuery};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::accounts::{AccountError, AccountHandle};
 use crate::app::AppState;
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, Json, Path, Query};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/accounts", post(create_account).get(list_accounts))
-        .route("/api/v1/accounts/{account}", get(account_summary))
-        .route("/api/v1/accounts/{account}/positions", get(positions))
-        .route("/api/v1/accounts/{account}/balances", get(balances))
-        .route("/api/v1/accounts/{account}/equity", get(equity_history))
-        .route("/api/v1/accounts/{account}/orders", post(submit).get(list_orders).delete(cancel_all))
-        .route("/api/v1/accounts/{account}/orders/{order}", get(get_order).delete(cancel))
-        .route("/api/v1/accounts/{account}/fills", get(fills))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_account, list_accounts))
+        .routes(routes!(account_summary))
+        .routes(routes!(positions))
+        .routes(routes!(balances))
+        .routes(routes!(equity_history))
+        .routes(routes!(submit, list_orders, cancel_all))
+        .routes(routes!(get_order, cancel))
+        .routes(routes!(fills))
 }
 
 fn store_error(e: &store::StoreError) -> ApiError {
@@ -81,21 +82,35 @@ fn account_error(e: AccountError) -> ApiError {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewAccount {
+    /// 1 to 64 characters.
     name: String,
     /// Starting cash in each currency the paper instruments are quoted in.
     starting_cash: Option<Money>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct AccountView {
+    #[schema(value_type = i64)]
     id: AccountId,
     name: String,
     base_currency: String,
 }
 
+/// Opens a paper account for the caller.
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts",
+    tag = "accounts",
+    security(("token" = ["trade"]), ("session" = [], "csrf" = [])),
+    request_body = NewAccount,
+    responses(
+        (status = 201, description = "The new account.", body = AccountView),
+        (status = 422, description = "- `validation_failed`: a bad `name` or `starting_cash` (positive, at most 10^12)."),
+    ),
+)]
 async fn create_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -120,6 +135,14 @@ async fn create_account(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+/// The caller's accounts.
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts",
+    tag = "accounts",
+    security(("token" = ["read"]), ("session" = [])),
+    responses((status = 200, description = "The caller's accounts.", body = Vec<AccountView>)),
+)]
 async fn list_accounts(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<AccountView>>, ApiError> {
     caller.require_scope(Scope::Read)?;
     let rows = state.runtime.store.owned_accounts(caller.user_id).await.map_err(|e| store_error(&e))?;
@@ -130,7 +153,7 @@ async fn list_accounts(State(state): State<AppState>, caller: Caller) -> Result<
     ))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct PositionView {
     symbol: String,
     instrument: InstrumentId,
@@ -143,8 +166,9 @@ struct PositionView {
     fees: Money,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Summary {
+    #[schema(value_type = i64)]
     id: AccountId,
     /// Equity in the account's base currency (positions quoted in it included).
     equity: Money,
@@ -159,6 +183,15 @@ struct Summary {
 }
 
 /// Live figures from the account's engine: equity and positions at the latest marks.
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{account}",
+    tag = "accounts",
+    operation_id = "get_account",
+    security(("token" = ["read"]), ("session" = [])),
+    params(("account" = i64, Path, description = "The account's id.")),
+    responses((status = 200, description = "The summary.", body = Summary), (status = 404, description = "- `not_found`: no such account, or not the caller's."), (status = 503, description = "- `unavailable`: the account is not running yet; retry shortly.")),
+)]
 async fn account_summary(
     State(state): State<AppState>,
     caller: Caller,
@@ -194,6 +227,16 @@ async fn account_summary(
     }))
 }
 
+/// The account's positions as stored.
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{account}/positions",
+    tag = "accounts",
+    operation_id = "list_positions",
+    security(("token" = ["read"]), ("session" = [])),
+    params(("account" = i64, Path, description = "The account's id.")),
+    responses((status = 200, description = "Positions.", body = Vec<model::account::Position>), (status = 404, description = "- `not_found`: no such account, or not the caller's."), (status = 503, description = "- `unavailable`: the account is not running yet; retry shortly.")),
+)]
 async fn positions(
     State(state): State<AppState>,
     caller: Caller,
@@ -204,6 +247,16 @@ async fn positions(
     Ok(Json(state.runtime.store.positions(account).await.map_err(|e| store_error(&e))?))
 }
 
+/// The account's cash per currency, as `[currency, amount]` pairs.
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{account}/balances",
+    tag = "accounts",
+    operation_id = "list_balances",
+    security(("token" = ["read"]), ("session" = [])),
+    params(("account" = i64, Path, description = "The account's id.")),
+    responses((status = 200, description = "Balances.", body = Vec<(String, Money)>), (status = 404, description = "- `not_found`: no such account, or not the caller's."), (status = 503, description = "- `unavailable`: the account is not running yet; retry shortly.")),
+)]
 async fn balances(
     State(state): State<AppState>,
     caller: Caller,
@@ -215,20 +268,36 @@ async fn balances(
     Ok(Json(rows.into_iter().map(|(c, m)| (c.to_string(), m)).collect()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct RangeQuery {
+    /// From this time, inclusive (ISO 8601, or epoch s/ms/µs/ns).
     from: Option<String>,
+    /// To this time (ISO 8601, or epoch s/ms/µs/ns).
     to: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct EquityPoint {
     time: model::Timestamp,
     equity: Money,
 }
 
 /// Equity recorded once a minute, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{account}/equity",
+    tag = "accounts",
+    security(("token" = ["read"]), ("session" = [])),
+    params(("account" = i64, Path, description = "The account's id."), RangeQuery),
+    responses(
+        (status = 200, description = "Equity points.", body = Vec<EquityPoint>),
+        (status = 404, description = "- `not_found`: no such account, or not the caller's."),
+        (status = 503, description = "- `unavailable`: the account is not running yet; retry shortly."),
+        (status = 422, description = "- `validation_failed`: a bad `from` or `to`."),
+    ),
+)]
 async fn equity_history(
     State(state): State<AppState>,
     caller: Caller,
@@ -247,19 +316,30 @@ async fn equity_history(
     Ok(Json(rows.into_iter().map(|(time, equity)| EquityPoint { time, equity }).collect()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewOrder {
+    /// The caller's id for the order (1 to 36 of letters, digits, `.`, `_`,
+    /// `:`, `-`): submitting the same id again answers the same order.
+    #[schema(value_type = ClientOrderId)]
     client_order_id: String,
+    /// The instrument's symbol.
+    #[schema(example = "BTC-USDT")]
     symbol: String,
     side: Side,
+    /// `market`, `limit` (needs `price`), `stop` (needs `trigger_price`) or
+    /// `stop_limit` (needs both).
     #[serde(rename = "type")]
+    #[schema(pattern = "^(market|limit|stop|stop_limit)$", example = "limit")]
     order_type: String,
+    /// Positive.
     quantity: Quantity,
     price: Option<Price>,
     trigger_price: Option<Price>,
+    /// Default `GTC`.
     #[serde(default)]
     time_in_force: TimeInForce,
+    /// Only reduce a position, never open or grow one.
     #[serde(default)]
     reduce_only: bool,
 }
@@ -313,6 +393,28 @@ impl NewOrder {
     }
 }
 
+/// Submits an order; answered once its events are durable.
+///
+/// A new order answers 201, a resubmission of a known `client_order_id`
+/// with the same content 200 with the existing order. An order the risk
+/// checks refuse is journaled and answered 422 with the reason as `code`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{account}/orders",
+    tag = "orders",
+    operation_id = "submit_order",
+    security(("token" = ["trade"]), ("session" = [], "csrf" = [])),
+    params(("account" = i64, Path, description = "The account's id.")),
+    request_body = NewOrder,
+    responses(
+        (status = 201, description = "The new order.", body = Order),
+        (status = 200, description = "The order this `client_order_id` already placed.", body = Order),
+        (status = 404, description = "- `not_found`: no such account, or not the caller's."),
+        (status = 409, description = "- `client_order_id_conflict`: the id was used for a different order."),
+        (status = 422, description = "- `validation_failed`: a bad field (`field` names it).\n- a risk refusal: `code` is the reason (`insufficient_cash`, `tick_size`, `kill_switch_account`, ... see `RejectReason`)."),
+        (status = 503, description = "- `unavailable`: the account is not running yet; retry shortly."),
+    ),
+)]
 async fn submit(
     State(state): State<AppState>,
     caller: Caller,
@@ -334,16 +436,23 @@ async fn submit(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OrderListQuery {
+    /// `open` (working orders) or one status (`filled`, `cancelled`, ...).
     status: Option<String>,
+    /// Only this instrument's orders.
     symbol: Option<String>,
+    /// Only orders with a smaller id: `next_before` of the previous page.
     before: Option<u64>,
+    /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+/// A page, newest first.
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Page<T> {
     items: Vec<T>,
     /// Pass as `before` for the next (older) page; absent on the last page.
@@ -360,6 +469,20 @@ fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     }
 }
 
+/// The account's orders, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{account}/orders",
+    tag = "orders",
+    security(("token" = ["read"]), ("session" = [])),
+    params(("account" = i64, Path, description = "The account's id."), OrderListQuery),
+    responses(
+        (status = 200, description = "A page of orders.", body = Page<Order>),
+        (status = 404, description = "- `not_found`: no such account, or not the caller's."),
+        (status = 503, description = "- `unavailable`: the account is not running yet; retry shortly."),
+        (status = 422, description = "- `validation_failed`: a bad `status`, `symbol` or `limit`."),
+    ),
+)]
 async fn list_orders(
     State(state): State<AppState>,
     caller: Caller,
@@ -417,6 +540,19 @@ fn parse_status(s: &str) -> Result<OrderStatus, ApiError> {
     })
 }
 
+/// One order.
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{account}/orders/{order}",
+    tag = "orders",
+    security(("token" = ["read"]), ("session" = [])),
+    params(("account" = i64, Path, description = "The account's id."), ("order" = u64, Path, description = "The order's id.")),
+    responses(
+        (status = 200, description = "The order.", body = Order),
+        (status = 404, description = "- `not_found`: no such account or order, or not the caller's."),
+        (status = 503, description = "- `unavailable`: the account is not running yet; retry shortly."),
+    ),
+)]
 async fn get_order(
     State(state): State<AppState>,
     caller: Caller,
@@ -428,6 +564,21 @@ async fn get_order(
     order.map(Json).ok_or_else(|| ApiError::not_found("order"))
 }
 
+/// Requests the cancellation of an order; answers it as it is then.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/accounts/{account}/orders/{order}",
+    tag = "orders",
+    operation_id = "cancel_order",
+    security(("token" = ["trade"]), ("session" = [], "csrf" = [])),
+    params(("account" = i64, Path, description = "The account's id."), ("order" = u64, Path, description = "The order's id.")),
+    responses(
+        (status = 202, description = "Cancellation requested; the order now.", body = Order),
+        (status = 404, description = "- `not_found`: no such account or order, or not the caller's."),
+        (status = 409, description = "- `order_not_open`: the order is already done."),
+        (status = 503, description = "- `unavailable`: the account is not running yet; retry shortly."),
+    ),
+)]
 async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
@@ -443,17 +594,35 @@ async fn cancel(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct CancelAllQuery {
+    /// Only this instrument's orders.
     symbol: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Cancelled {
+    /// Open orders a cancellation was requested for.
     cancel_requested: usize,
 }
 
+/// Requests the cancellation of every open order (of one instrument).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/accounts/{account}/orders",
+    tag = "orders",
+    operation_id = "cancel_all_orders",
+    security(("token" = ["trade"]), ("session" = [], "csrf" = [])),
+    params(("account" = i64, Path, description = "The account's id."), CancelAllQuery),
+    responses(
+        (status = 200, description = "How many were asked to cancel.", body = Cancelled),
+        (status = 404, description = "- `not_found`: no such account, or not the caller's."),
+        (status = 503, description = "- `unavailable`: the account is not running yet; retry shortly."),
+        (status = 422, description = "- `validation_failed`: unknown `symbol`."),
+    ),
+)]
 async fn cancel_all(
     State(state): State<AppState>,
     caller: Caller,
@@ -478,20 +647,40 @@ async fn cancel_all(
     Ok(Json(Cancelled { cancel_requested: before.saturating_sub(still_open) }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct FillQuery {
+    /// Only fills with a smaller `seq`: `next_before` of the previous page.
     before: Option<u64>,
+    /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct FillView {
+    /// The fill's position in the account's journal.
     seq: u64,
     #[serde(flatten)]
     fill: model::Fill,
 }
 
+/// The account's fills, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{account}/fills",
+    tag = "orders",
+    operation_id = "list_fills",
+    security(("token" = ["read"]), ("session" = [])),
+    params(("account" = i64, Path, description = "The account's id."), FillQuery),
+    responses(
+        (status = 200, description = "A page of fills.", body = Page<FillView>),
+        (status = 404, description = "- `not_found`: no such account, or not the caller's."),
+        (status = 503, description = "- `unavailable`: the account is not running yet; retry shortly."),
+        (status = 422, description = "- `validation_failed`: a bad `limit`."),
+    ),
+)]
 async fn fills(
     State(state): State<AppState>,
     caller: Caller,

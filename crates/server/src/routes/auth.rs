@@ -11,14 +11,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Extension, Router};
 use model::Timestamp;
 use serde::{Deserialize, Serialize};
 use store::auth::{NewSession, NewUser, Role, Scopes, SessionRow};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::audit;
 use crate::app::AppState;
@@ -29,30 +31,30 @@ use crate::error::Json as BodyJson;
 use crate::error::{ApiError, Json, Path};
 
 /// Every identity route: auth, tokens, users and the audit log.
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> OpenApiRouter<AppState> {
     // One throttle per router: each app (each test server) counts on its own.
     let throttle = Arc::new(LoginThrottle::default());
-    Router::new()
-        .route("/api/v1/auth/login", post(login))
-        .route("/api/v1/auth/logout", post(logout))
-        .route("/api/v1/auth/me", get(me))
-        .route("/api/v1/auth/password", post(change_password))
-        .route("/api/v1/auth/sessions", get(list_sessions))
-        .route("/api/v1/auth/sessions/{id}", delete(end_session))
-        .route("/api/v1/auth/signup", post(signup))
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(change_password))
+        .routes(routes!(list_sessions))
+        .routes(routes!(end_session))
+        .routes(routes!(signup))
         .layer(Extension(throttle))
         .merge(super::tokens::routes())
         .merge(super::users::routes())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     username: String,
     password: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct LoginResponse {
     user: UserView,
     /// Echo it in `X-CSRF-Token` on every write made with the session cookie.
@@ -74,6 +76,25 @@ fn throttle_keys(username: &str, client: &ClientMeta) -> Vec<String> {
     keys
 }
 
+/// Signs in: sets the session cookie and answers the CSRF token.
+///
+/// The same 401 whether the user name is unknown, the password wrong or the
+/// user disabled. Failures count per user name and client IP; past
+/// `auth.login_attempts_per_minute` the answer is 429.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in.", body = LoginResponse,
+            headers(("Set-Cookie" = String, description = "`tc_session=...; HttpOnly; SameSite=Lax`"))),
+        (status = 401, description = "- `invalid_credentials`: wrong user name or password."),
+        (status = 403, description = "- `csrf_failed`: sent from a foreign `Origin`."),
+        (status = 429, description = "- `rate_limited`: too many failed sign-ins for this user name or IP; retry after `Retry-After` seconds.",
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+)]
 async fn login(
     State(state): State<AppState>,
     Extension(throttle): Extension<Arc<LoginThrottle>>,
@@ -145,6 +166,17 @@ fn short_id(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
+/// Signs out: ends the session and clears its cookie.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    security(("session" = [], "csrf" = [])),
+    responses(
+        (status = 204, description = "Signed out.", headers(("Set-Cookie" = String, description = "Clears `tc_session`."))),
+        (status = 400, description = "- `bad_request`: called with a token, not a session (revoke tokens with `DELETE /api/v1/tokens/{id}`)."),
+    ),
+)]
 async fn logout(State(state): State<AppState>, caller: Caller, client: ClientMeta) -> Result<Response, ApiError> {
     let Some(session_id) = caller.session_id() else {
         return Err(ApiError::bad_request(
@@ -159,7 +191,7 @@ async fn logout(State(state): State<AppState>, caller: Caller, client: ClientMet
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Me {
     user: UserView,
     scopes: Scopes,
@@ -174,6 +206,14 @@ struct Me {
     token_id: Option<i64>,
 }
 
+/// The caller: user, scopes and how they authenticated.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/me",
+    tag = "auth",
+    security(("token" = []), ("session" = [])),
+    responses((status = 200, description = "The caller.", body = Me)),
+)]
 async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me>, ApiError> {
     let user = state.runtime.store.user(caller.user_id).await.map_err(AuthError::from)?;
     // The user existed a moment ago, when the caller was authenticated.
@@ -185,13 +225,27 @@ async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me>, A
     Ok(Json(Me { user: UserView::from(&user), scopes: caller.scopes, auth, csrf_token, session_expires_at, token_id }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordChange {
     current_password: String,
     new_password: String,
 }
 
+/// Changes the caller's password and ends their other sessions.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password",
+    tag = "auth",
+    security(("token" = ["admin"]), ("session" = [], "csrf" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Changed."),
+        (status = 403, description = "- `insufficient_scope`: a token without the `admin` scope."),
+        (status = 422, description = "- `validation_failed`: `current_password` is wrong, or `new_password` is too short (12 characters at least), too long or unchanged."),
+        (status = 429, description = "- `rate_limited`: too many wrong current passwords; retry after `Retry-After` seconds."),
+    ),
+)]
 async fn change_password(
     State(state): State<AppState>,
     Extension(throttle): Extension<Arc<LoginThrottle>>,
@@ -228,8 +282,9 @@ async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct SessionView {
+    /// The session's id (the SHA-256 of its secret; not the cookie).
     id: String,
     /// The session this request was made with.
     current: bool,
@@ -254,6 +309,14 @@ impl SessionView {
     }
 }
 
+/// The caller's live sessions.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/sessions",
+    tag = "auth",
+    security(("token" = ["read"]), ("session" = [])),
+    responses((status = 200, description = "Sessions.", body = Vec<SessionView>)),
+)]
 async fn list_sessions(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<SessionView>>, ApiError> {
     caller.require_scope(auth::Scope::Read)?;
     let now = state.runtime.now();
@@ -261,6 +324,18 @@ async fn list_sessions(State(state): State<AppState>, caller: Caller) -> Result<
     Ok(Json(sessions.into_iter().map(|s| SessionView::new(s, caller.session_id())).collect()))
 }
 
+/// Ends one of the caller's sessions (clears the cookie when it is this one).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/auth/sessions/{id}",
+    tag = "auth",
+    security(("token" = ["admin"]), ("session" = [], "csrf" = [])),
+    params(("id" = String, Path, description = "The session's id, as listed.")),
+    responses(
+        (status = 204, description = "Ended."),
+        (status = 404, description = "- `not_found`: no such session of the caller's."),
+    ),
+)]
 async fn end_session(
     State(state): State<AppState>,
     caller: Caller,
@@ -282,16 +357,32 @@ async fn end_session(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignupRequest {
+    /// 1 to 64 ASCII letters, digits, `.`, `_` or `-`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     username: String,
+    /// At least 12 characters.
+    #[schema(min_length = 12)]
     password: String,
 }
 
 /// Open sign-up: creates a trader (who starts with no accounts). Off unless
 /// `auth.open_signup`; attempts count against the client IP like failed
 /// sign-ins, so one client cannot create users in bulk.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/signup",
+    tag = "auth",
+    request_body = SignupRequest,
+    responses(
+        (status = 201, description = "The new user (a trader).", body = UserView),
+        (status = 403, description = "- `signup_disabled`: `auth.open_signup` is off.\n- `csrf_failed`: sent from a foreign `Origin`."),
+        (status = 409, description = "- `username_taken`: that user name is taken."),
+        (status = 429, description = "- `rate_limited`: too many sign-ups from this IP; retry after `Retry-After` seconds."),
+    ),
+)]
 async fn signup(
     State(state): State<AppState>,
     Extension(throttle): Extension<Arc<LoginThrottle>>,

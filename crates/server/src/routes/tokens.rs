@@ -2,14 +2,15 @@
 //! the secret), revoke. Each user sees and revokes only their own tokens;
 //! another user's token id answers 404.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
 use model::Timestamp;
 use model::time::NANOS_PER_DAY;
 use serde::{Deserialize, Serialize};
 use store::auth::{NewToken, Scope, Scopes, TokenId, TokenRow};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::audit;
 use crate::app::AppState;
@@ -22,21 +23,26 @@ const MAX_NAME_LEN: usize = 100;
 /// Longest lifetime a token can be given (ten years); omit it for no expiry.
 const MAX_EXPIRY_DAYS: u32 = 3650;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/tokens", get(list).post(create)).route("/api/v1/tokens/{id}", delete(revoke))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(revoke))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateToken {
+    /// 1 to 100 characters.
     name: String,
+    /// At least one; at most the creator's own.
     scopes: Vec<Scope>,
+    /// 1 to 3650; leave out for a token that does not expire.
+    #[schema(minimum = 1, maximum = 3650)]
     expires_in_days: Option<u32>,
 }
 
 /// A token as listed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct TokenView {
+    #[schema(value_type = i64)]
     id: TokenId,
     name: String,
     scopes: Scopes,
@@ -61,7 +67,7 @@ impl From<TokenRow> for TokenView {
 }
 
 /// A new token, with the only copy of its secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct CreatedToken {
     #[serde(flatten)]
     info: TokenView,
@@ -69,6 +75,20 @@ struct CreatedToken {
     token: String,
 }
 
+/// Creates an API token; its secret is shown once, here.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    operation_id = "create_token",
+    security(("token" = ["admin"]), ("session" = [], "csrf" = [])),
+    request_body = CreateToken,
+    responses(
+        (status = 201, description = "The token, with its secret in `token`.", body = CreatedToken),
+        (status = 403, description = "- `insufficient_scope`: more scopes than the creator has (`field` is `scopes`), or a token without the `admin` scope."),
+        (status = 422, description = "- `validation_failed`: a bad `name`, `scopes` or `expires_in_days`."),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -113,12 +133,35 @@ async fn create(
     Ok((StatusCode::CREATED, Json(CreatedToken { info: TokenView::from(row), token })))
 }
 
+/// The caller's tokens (never their secrets).
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    operation_id = "list_tokens",
+    security(("token" = ["read"]), ("session" = [])),
+    responses((status = 200, description = "Tokens, revoked and expired ones included.", body = Vec<TokenView>)),
+)]
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<TokenView>>, ApiError> {
     caller.require_scope(Scope::Read)?;
     let tokens = state.runtime.store.tokens(caller.user_id).await.map_err(AuthError::from)?;
     Ok(Json(tokens.into_iter().map(TokenView::from).collect()))
 }
 
+/// Revokes one of the caller's tokens (a token may always revoke itself).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    tag = "tokens",
+    operation_id = "revoke_token",
+    security(("token" = []), ("session" = [], "csrf" = [])),
+    params(("id" = i64, Path, description = "The token's id.")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 403, description = "- `insufficient_scope`: another token, without the `admin` scope."),
+        (status = 404, description = "- `not_found`: no such token of the caller's."),
+    ),
+)]
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

@@ -7,12 +7,13 @@
 
 use std::collections::HashMap;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use store::auth::{AuditId, AuditRow, NewUser, Role, UserChange, UserId, UserUpdate};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::audit;
 use crate::app::AppState;
@@ -25,29 +26,52 @@ const DEFAULT_AUDIT_PAGE: u32 = 100;
 /// Most audit records per page.
 const MAX_AUDIT_PAGE: u32 = 500;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/users", get(list).post(create))
-        .route("/api/v1/users/{id}", axum::routing::patch(update))
-        .route("/api/v1/audit", get(audit_log))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(update)).routes(routes!(audit_log))
 }
 
+/// Every user (admins).
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    tag = "users",
+    operation_id = "list_users",
+    security(("token" = ["admin"]), ("session" = [])),
+    responses((status = 200, description = "Users.", body = Vec<UserView>), (status = 403, description = "- `forbidden`: not an admin.")),
+)]
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<UserView>>, ApiError> {
     caller.require_admin()?;
     let users = state.runtime.store.users().await.map_err(AuthError::from)?;
     Ok(Json(users.iter().map(UserView::from).collect()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateUser {
+    /// 1 to 64 ASCII letters, digits, `.`, `_` or `-`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     username: String,
+    /// At least 12 characters; the user must change it at first sign-in.
+    #[schema(min_length = 12)]
     password: String,
     role: Role,
 }
 
 /// Creates a user with a password the admin chose; the user is asked to
 /// change it (the admin knows it).
+#[utoipa::path(
+    post,
+    path = "/api/v1/users",
+    tag = "users",
+    operation_id = "create_user",
+    security(("token" = ["admin"]), ("session" = [], "csrf" = [])),
+    request_body = CreateUser,
+    responses(
+        (status = 201, description = "The new user.", body = UserView),
+        (status = 403, description = "- `forbidden`: not an admin."),
+        (status = 409, description = "- `username_taken`: that user name is taken."),
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -73,13 +97,31 @@ async fn create(
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Send at least one of the two.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateUser {
     role: Option<Role>,
     disabled: Option<bool>,
 }
 
+/// Changes a user's role or disables them (admins). Users are never deleted.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/{id}",
+    tag = "users",
+    operation_id = "update_user",
+    security(("token" = ["admin"]), ("session" = [], "csrf" = [])),
+    params(("id" = i64, Path, description = "The user's id.")),
+    request_body = UpdateUser,
+    responses(
+        (status = 200, description = "The user now.", body = UserView),
+        (status = 400, description = "- `bad_request`: neither `role` nor `disabled` given."),
+        (status = 403, description = "- `forbidden`: not an admin."),
+        (status = 404, description = "- `not_found`: no such user."),
+        (status = 409, description = "- `last_admin`: this is the last enabled admin; make another user admin first."),
+    ),
+)]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -103,11 +145,12 @@ async fn update(
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct AuditPage {
     entries: Vec<AuditRow>,
     /// Pass as `before` for the next (older) page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
     next_before: Option<AuditId>,
 }
 
@@ -117,6 +160,18 @@ fn bad_parameter(name: &str, detail: &str) -> ApiError {
 
 /// `GET /api/v1/audit?before=&limit=`: newest first. Parameters are read by
 /// hand so that a bad one is named in the answer.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "users",
+    summary = "The audit log, newest first (admins).",
+    security(("token" = ["admin"]), ("session" = [])),
+    params(
+        ("before" = Option<i64>, Query, minimum = 1, description = "Only entries with a smaller id: `next_before` of the previous page."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (default 100)."),
+    ),
+    responses((status = 200, description = "A page of entries.", body = AuditPage), (status = 403, description = "- `forbidden`: not an admin.")),
+)]
 async fn audit_log(
     State(state): State<AppState>,
     caller: Caller,
