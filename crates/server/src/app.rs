@@ -18,6 +18,8 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     pub config: Arc<crate::config::Config>,
     pub limits: Arc<crate::limits::Limits>,
+    /// Sessions and tokens already resolved (see `auth`).
+    pub credentials: Arc<crate::auth::CredentialCache>,
 }
 
 impl AppState {
@@ -25,7 +27,7 @@ impl AppState {
     pub fn new(runtime: Arc<Runtime>, config: Arc<crate::config::Config>) -> Self {
         let limits =
             crate::limits::Limits::new(config.rate_limit.per_ip_per_minute, config.rate_limit.per_token_per_minute);
-        Self { runtime, config, limits: Arc::new(limits) }
+        Self { runtime, config, limits: Arc::new(limits), credentials: Arc::default() }
     }
 }
 

@@ -92,18 +92,24 @@ impl Runtime {
             global_state: RwLock::new(engine::TradingState::Active),
             started: Instant::now(),
         });
+        let owners: HashMap<AccountId, store::auth::UserId> = store.account_owners().await?.into_iter().collect();
         for row in store.accounts().await? {
-            let handle = runtime.spawn_account(row.id, row.base_currency).await?;
+            let handle = runtime.spawn_account(row.id, row.base_currency, owners.get(&row.id).copied()).await?;
             // Every account journals the global switch; any of them tells its state.
-            let global = handle.state().await?.global_state;
+            let global = handle.read_live(|s| s.global_state).await?;
             *runtime.global_state.write().await = global;
             runtime.accounts.write().await.insert(row.id, handle);
         }
         Ok(runtime)
     }
 
-    async fn spawn_account(&self, id: AccountId, currency: Currency) -> Result<AccountHandle, AccountError> {
-        accounts::start(
+    async fn spawn_account(
+        &self,
+        id: AccountId,
+        currency: Currency,
+        owner: Option<store::auth::UserId>,
+    ) -> Result<AccountHandle, AccountError> {
+        let mut handle = accounts::start(
             id,
             currency,
             self.store.clone(),
@@ -112,7 +118,9 @@ impl Runtime {
             self.options.clock,
             self.updates.clone(),
         )
-        .await
+        .await?;
+        handle.owner = owner;
+        Ok(handle)
     }
 
     /// Creates a paper account with every paper instrument and `cash`,
@@ -129,7 +137,7 @@ impl Runtime {
             Some(user) => self.store.create_owned_account(name, currency, now, user).await?,
             None => self.store.create_account(name, currency, now).await?,
         };
-        let handle = self.spawn_account(id, currency).await?;
+        let handle = self.spawn_account(id, currency, owner).await?;
         for instrument in &self.options.instruments {
             handle.command(Command::AddInstrument { instrument: instrument.clone() }).await?;
         }
@@ -198,8 +206,9 @@ impl Runtime {
         let handles: Vec<AccountHandle> = self.accounts.read().await.values().cloned().collect();
         let mut rows = Vec::with_capacity(handles.len());
         for handle in handles {
-            match handle.state().await {
-                Ok(state) => rows.push((handle.id, state.equity())),
+            // Only the figure, not a copy of the whole state (every order ever placed).
+            match handle.read_live(engine::AccountState::equity).await {
+                Ok(equity) => rows.push((handle.id, equity)),
                 Err(e) => tracing::warn!(account = handle.id, error = %e, "equity not recorded"),
             }
         }
