@@ -15,6 +15,9 @@ use tokio::task::JoinHandle;
 
 use crate::accounts::{self, AccountError, AccountHandle, Clock};
 
+/// Group-commit writers on PostgreSQL (see `store::GroupCommitter`).
+const POSTGRES_WRITERS: usize = 2;
+
 /// How the runtime trades on paper.
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
@@ -73,7 +76,11 @@ impl Runtime {
         if !pending.is_empty() {
             return Err(RuntimeError::Migrations(pending));
         }
-        let (committer, writer) = GroupCommitter::start(store.clone(), options.max_batch, 16_384);
+        // PostgreSQL flushes concurrent commits together, so a few writers
+        // overlap one batch's flush with the next batch's writes; SQLite
+        // takes one writer at a time anyway.
+        let writers = if store.backend() == "postgres" { POSTGRES_WRITERS } else { 1 };
+        let (committer, writer) = GroupCommitter::start_with_writers(store.clone(), options.max_batch, 16_384, writers);
         let (quotes, _) = broadcast::channel(4_096);
         let (candles, _) = broadcast::channel(1_024);
         let (bot_updates, _) = broadcast::channel(4_096);
