@@ -100,12 +100,27 @@ impl Runtime {
             started: Instant::now(),
         });
         let owners: HashMap<AccountId, store::auth::UserId> = store.account_owners().await?.into_iter().collect();
+        // Accounts load independently (snapshot, then the journal after it),
+        // so as many load at once as there are cores; they are registered in
+        // id order as before.
+        let parallel = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
+        let mut loading = Vec::new();
         for row in store.accounts().await? {
-            let handle = runtime.spawn_account(row.id, row.base_currency, owners.get(&row.id).copied()).await?;
+            let (runtime, permits, owner) = (Arc::clone(&runtime), Arc::clone(&permits), owners.get(&row.id).copied());
+            loading.push(tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await.map_err(|_| AccountError::Stopped)?;
+                runtime.spawn_account(row.id, row.base_currency, owner).await
+            }));
+        }
+        for task in loading {
+            // A task that panicked loaded nothing: the account is not running.
+            let handle = task.await.map_err(|_| AccountError::Stopped)??;
+            let id = handle.id;
             // Every account journals the global switch; any of them tells its state.
             let global = handle.read_live(|s| s.global_state).await?;
             *runtime.global_state.write().await = global;
-            runtime.accounts.write().await.insert(row.id, handle);
+            runtime.accounts.write().await.insert(id, handle);
         }
         Ok(runtime)
     }
