@@ -9,6 +9,10 @@
 //! order because the committer's queue is FIFO). If a commit ever fails the
 //! in-memory state may be ahead of the journal, so the actor stops and the
 //! account is reloaded from the store.
+//!
+//! Reads of the account (positions, balances, open orders) are answered from
+//! the actor's memory with [`AccountHandle::read`], but only once every event
+//! they reflect is durable, so a reader never sees what a crash could undo.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -159,6 +163,10 @@ impl OrderFold {
     }
 }
 
+/// The highest seq known durable, and whether a commit failed (then the
+/// in-memory state may never become durable: durable reads are refused).
+type Durable = tokio::sync::watch::Sender<(u64, bool)>;
+
 /// A commit on its way to the disk, and who to tell when it lands.
 struct Publish {
     first_seq: u64,
@@ -172,21 +180,24 @@ struct Publish {
 /// durable, then answers whoever waits for it. One task per account keeps the
 /// announcements in journal order. It also follows the account's open orders
 /// (`fold`) so each order event carries the order as that event left it,
-/// without slowing the actor.
+/// without slowing the actor, and tells `durable` how far the journal is.
 async fn publisher(
     account: AccountId,
     mut fold: OrderFold,
     mut rx: mpsc::UnboundedReceiver<Publish>,
     updates: Updates,
+    durable: Durable,
 ) {
     while let Some(p) = rx.recv().await {
         let result = p.durable.await.unwrap_or(Err(StoreError::Closed));
+        let last = p.first_seq + (p.events.len() as u64).saturating_sub(1);
+        durable.send_modify(|d| if result.is_ok() { d.0 = d.0.max(last) } else { d.1 = true });
         if result.is_ok() {
-            let last = p.events.len().saturating_sub(1);
+            let last_index = p.events.len().saturating_sub(1);
             let mut holdings = p.holdings;
             for (i, event) in p.events.into_iter().enumerate() {
                 let order = fold.apply(&event);
-                let holdings = if i == last { holdings.take() } else { None };
+                let holdings = if i == last_index { holdings.take() } else { None };
                 let update = AccountUpdate { account, seq: p.first_seq + i as u64, event, order, holdings };
                 // No subscribers is fine: nobody is listening.
                 let _ = updates.send(std::sync::Arc::new(update));
@@ -208,13 +219,26 @@ enum Message {
     Command { command: Command, reply: oneshot::Sender<Result<(), AccountError>> },
     Quote(Quote),
     State { reply: oneshot::Sender<engine::AccountState> },
+    Read { job: ReadJob, durable: bool },
     Flush { reply: oneshot::Sender<Result<(), AccountError>> },
 }
+
+/// Computes a reply from the state now; the returned closure delivers it
+/// (at once, or once durable).
+type ReadJob = Box<dyn FnOnce(&engine::AccountState) -> Box<dyn FnOnce() + Send> + Send>;
+
+/// How long a durable read waits for the journal before giving up (the
+/// committer normally takes milliseconds).
+const DURABLE_READ_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A handle to a running account actor.
 #[derive(Debug, Clone)]
 pub struct AccountHandle {
     pub id: AccountId,
+    /// The user who owns the account. It never changes once the account
+    /// exists (both are written in one transaction), so it is checked here
+    /// instead of in the database.
+    pub owner: Option<store::auth::UserId>,
     tx: mpsc::Sender<Message>,
 }
 
@@ -225,6 +249,7 @@ impl std::fmt::Debug for Message {
             Self::Command { .. } => "Command",
             Self::Quote(_) => "Quote",
             Self::State { .. } => "State",
+            Self::Read { .. } => "Read",
             Self::Flush { .. } => "Flush",
         })
     }
@@ -257,6 +282,42 @@ impl AccountHandle {
         let (reply, answer) = oneshot::channel();
         self.tx.send(Message::Flush { reply }).await.map_err(|_| AccountError::Stopped)?;
         answer.await.map_err(|_| AccountError::Stopped)?
+    }
+
+    /// Runs `f` on the account's state in the actor and answers once every
+    /// event the state reflects is durable (immediately when nothing is
+    /// pending), so what a reader sees survives a crash. Keep `f` small: the
+    /// account waits for it.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&engine::AccountState) -> T + Send + 'static,
+    ) -> Result<T, AccountError> {
+        self.run_read(f, true).await
+    }
+
+    /// Like [`Self::read`] but answers at once, with state that may not be
+    /// durable yet (live figures: equity at the latest marks).
+    pub async fn read_live<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&engine::AccountState) -> T + Send + 'static,
+    ) -> Result<T, AccountError> {
+        self.run_read(f, false).await
+    }
+
+    async fn run_read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&engine::AccountState) -> T + Send + 'static,
+        durable: bool,
+    ) -> Result<T, AccountError> {
+        let (reply, answer) = oneshot::channel();
+        let job: ReadJob = Box::new(move |state| {
+            let value = f(state);
+            Box::new(move || {
+                let _ = reply.send(value);
+            })
+        });
+        self.tx.send(Message::Read { job, durable }).await.map_err(|_| AccountError::Stopped)?;
+        answer.await.map_err(|_| AccountError::Stopped)
     }
 
     /// A copy of the account's current state.
@@ -292,6 +353,8 @@ struct Actor {
     out: Output,
     reports: Vec<ExecutionReport>,
     publish: mpsc::UnboundedSender<Publish>,
+    /// What the publisher has seen land (see [`Durable`]).
+    durable: tokio::sync::watch::Receiver<(u64, bool)>,
 }
 
 /// Loads an account from its snapshot and journal and starts its actor.
@@ -327,8 +390,10 @@ pub async fn start(
     for order in state.open_orders.iter().filter_map(|o| state.orders.get(o)) {
         fold.insert(order.clone());
     }
+    // Everything loaded is durable.
+    let (durable_tx, durable) = tokio::sync::watch::channel((last_seq, false));
     let (publish, to_publish) = mpsc::unbounded_channel();
-    tokio::spawn(publisher(id, fold, to_publish, updates));
+    tokio::spawn(publisher(id, fold, to_publish, updates, durable_tx));
     let mut actor = Actor {
         id,
         engine,
@@ -342,11 +407,12 @@ pub async fn start(
         out: Output::default(),
         reports: Vec::new(),
         publish,
+        durable,
     };
     actor.restore_venues();
     let (tx, rx) = mpsc::channel(1024);
     tokio::spawn(actor.run(rx));
-    Ok(AccountHandle { id, tx })
+    Ok(AccountHandle { id, owner: None, tx })
 }
 
 impl Actor {
@@ -378,6 +444,10 @@ impl Actor {
                     Ok(())
                 }
                 Message::Flush { reply } => self.flush(reply).await,
+                Message::Read { job, durable } => {
+                    self.read(job, durable);
+                    Ok(())
+                }
             };
             if let Err(e) = result {
                 tracing::error!(account = self.id, error = %e, "account stopped: its state may be ahead of the journal");
@@ -455,6 +525,30 @@ impl Actor {
         // Fills on a quote are not awaited by anyone: queued in order, durable shortly.
         drop(self.journal(now).await?);
         Ok(())
+    }
+
+    /// Answers a read now when nothing it reflects is pending (or it is a
+    /// live read), else once the journal has caught up with `last_seq`.
+    fn read(&self, job: ReadJob, durable: bool) {
+        let deliver = job(self.engine.state());
+        let seq = self.last_seq;
+        let (done, failed) = *self.durable.borrow();
+        if !durable || done >= seq {
+            deliver();
+            return;
+        }
+        if failed {
+            // Dropping `deliver` drops the reply: the reader sees `Stopped`.
+            return;
+        }
+        let mut watch = self.durable.clone();
+        tokio::spawn(async move {
+            let landed = tokio::time::timeout(DURABLE_READ_WAIT, watch.wait_for(|d| d.0 >= seq || d.1)).await;
+            let landed = matches!(&landed, Ok(Ok(d)) if d.0 >= seq);
+            if landed {
+                deliver();
+            }
+        });
     }
 
     /// Queues an empty commit: the committer answers in queue order, so its

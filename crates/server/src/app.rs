@@ -21,6 +21,8 @@ pub struct AppState {
     pub config: Arc<crate::config::Config>,
     pub limits: Arc<crate::limits::Limits>,
     pub bots: Arc<crate::bots::Bots>,
+    /// Sessions and tokens already resolved (see `auth`).
+    pub credentials: Arc<crate::auth::CredentialCache>,
 }
 
 impl AppState {
@@ -29,7 +31,7 @@ impl AppState {
         let limits =
             crate::limits::Limits::new(config.rate_limit.per_ip_per_minute, config.rate_limit.per_token_per_minute);
         let bots = Arc::new(crate::bots::Bots::new(Arc::clone(&runtime)));
-        Self { runtime, config, limits: Arc::new(limits), bots }
+        Self { runtime, config, limits: Arc::new(limits), bots, credentials: Arc::default() }
     }
 }
 

@@ -23,6 +23,15 @@
 //! users, expired sessions and expired or revoked tokens are refused at every
 //! request, not only at sign-in.
 //!
+//! Resolved credentials are kept in memory by [`CredentialCache`], so a
+//! request costs no database round trip. Every change that could refuse or
+//! narrow a cached credential (sign-out, ended sessions, password change,
+//! revoked tokens, a user disabled or given another role) goes through this
+//! server's handlers, which drop the affected entries before answering, so
+//! it takes effect at once on this instance; expiry is checked at every
+//! request. With several instances behind a proxy, a change made on another
+//! instance reaches this one within [`CACHE_TTL`].
+//!
 //! Passwords are hashed with argon2id at the OWASP-recommended cost and
 //! checked in constant time, off the async threads. Failed sign-ins are
 //! throttled per user name and per client IP by [`LoginThrottle`].
@@ -76,6 +85,13 @@ const MAX_USER_AGENT_LEN: usize = 256;
 /// How often a session's or token's "last used" time is written (see
 /// `store::auth`): at most once a minute, not at every request.
 const TOUCH_EVERY_NS: i64 = 60 * 1_000_000_000;
+
+/// How long a cached credential is trusted before it is read again. Changes
+/// made through this instance drop entries at once; this bounds how stale a
+/// change made through another instance can be here.
+pub const CACHE_TTL: Duration = Duration::from_secs(5);
+/// Most credentials kept in memory (each a few hundred bytes).
+const CACHE_CAPACITY: usize = 10_000;
 
 /// Why authentication could not be carried out (not "wrong password": that
 /// is an answer, not an error).
@@ -335,6 +351,117 @@ impl Caller {
     }
 }
 
+// ---------------------------------------------------------------------------
+// The credential cache
+
+/// A resolved credential: the caller it stands for, and what must still be
+/// checked at each use.
+#[derive(Debug, Clone)]
+struct Cached {
+    caller: Caller,
+    /// When the session or token expires (checked at every request).
+    expires: Option<Timestamp>,
+    /// The last "last used" time written to the database (see `TOUCH_EVERY_NS`).
+    touched: Timestamp,
+    /// When it was read from the database (for [`CACHE_TTL`]).
+    loaded: Instant,
+}
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    entries: HashMap<String, Cached>,
+    /// Bumped by every invalidation. A lookup that started before an
+    /// invalidation may have read the old row: it must not be cached.
+    generation: u64,
+}
+
+/// Sessions and API tokens resolved to their [`Caller`], by the hash of
+/// their secret (never the secret itself). Bounded by `CACHE_CAPACITY`;
+/// only valid credentials are cached.
+#[derive(Debug, Default)]
+pub struct CredentialCache {
+    inner: Mutex<CacheInner>,
+}
+
+impl CredentialCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// The entry for `key` if it is younger than [`CACHE_TTL`]. When its
+    /// "last used" time is due for an update, marks it updated and says so,
+    /// so that only one request writes it.
+    fn get(&self, key: &str, now: Timestamp, at: Instant) -> Option<(Cached, bool)> {
+        let mut inner = self.lock();
+        let entry = inner.entries.get_mut(key)?;
+        if at.saturating_duration_since(entry.loaded) >= CACHE_TTL {
+            inner.entries.remove(key);
+            return None;
+        }
+        let touch = now.as_nanos().saturating_sub(entry.touched.as_nanos()) >= TOUCH_EVERY_NS;
+        if touch {
+            entry.touched = now;
+        }
+        Some((entry.clone(), touch))
+    }
+
+    /// Caches `entry` unless something was invalidated since `generation`
+    /// was read (the entry may then predate that change).
+    fn insert(&self, key: String, entry: Cached, generation: u64) {
+        let mut inner = self.lock();
+        if inner.generation != generation {
+            return;
+        }
+        if inner.entries.len() >= CACHE_CAPACITY && !inner.entries.contains_key(&key) {
+            let at = entry.loaded;
+            inner.entries.retain(|_, e| at.saturating_duration_since(e.loaded) < CACHE_TTL);
+            if inner.entries.len() >= CACHE_CAPACITY {
+                // Still full of live entries: start over rather than track
+                // recency; each is one database read away.
+                inner.entries.clear();
+            }
+        }
+        inner.entries.insert(key, entry);
+    }
+
+    fn forget(&self, drop_it: impl Fn(&Caller) -> bool) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.entries.retain(|_, e| !drop_it(&e.caller));
+    }
+
+    /// Drops every credential of the user: call after the user's role,
+    /// disabled flag or password changed.
+    pub fn forget_user(&self, user: UserId) {
+        self.forget(|c| c.user_id == user);
+    }
+
+    /// Drops a session: call after it was ended.
+    pub fn forget_session(&self, id: &str) {
+        self.forget(|c| matches!(&c.via, Via::Session { id: s, .. } if s == id));
+    }
+
+    /// Drops a token: call after it was revoked.
+    pub fn forget_token(&self, id: TokenId) {
+        self.forget(|c| c.via == Via::Token { id });
+    }
+
+    /// How many credentials are cached.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -349,44 +476,61 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
-    let store = &state.runtime.store;
     let now = state.runtime.now();
     // A request that sends a token is judged by it alone, even if it also
     // carries a cookie: a program's mistake should not fall back silently.
     if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
-        return authenticate_token(store, value, now).await;
+        return authenticate_token(state, value, now).await;
     }
     let jar = CookieJar::from_headers(&parts.headers);
     let Some(cookie) = jar.get(SESSION_COOKIE) else {
         return Err(ApiError::unauthorized());
     };
+    let ended = || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the session has ended; sign in again");
     let id = sha256_hex(cookie.value());
-    let Some((session, user)) = store.session(&id).await.map_err(AuthError::from)? else {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the session has ended; sign in again"));
+    let key = format!("s{id}");
+    let cache = &state.credentials;
+    let store = &state.runtime.store;
+    let (cached, touch) = match cache.get(&key, now, Instant::now()) {
+        Some(hit) => hit,
+        None => {
+            let generation = cache.generation();
+            let Some((session, user)) = store.session(&id).await.map_err(AuthError::from)? else {
+                return Err(ended());
+            };
+            if session.expires <= now || user.disabled {
+                return Err(ended());
+            }
+            let touch = now.as_nanos().saturating_sub(session.last_seen.as_nanos()) >= TOUCH_EVERY_NS;
+            let caller = Caller {
+                user_id: user.id,
+                username: user.username,
+                role: user.role,
+                scopes: user.role.scopes(),
+                via: Via::Session { id: session.id, csrf_token: session.csrf_token, expires: session.expires },
+                password_change_required: user.password_change_required,
+            };
+            let touched = if touch { now } else { session.last_seen };
+            let entry = Cached { caller, expires: Some(session.expires), touched, loaded: Instant::now() };
+            cache.insert(key, entry.clone(), generation);
+            (entry, touch)
+        }
     };
-    if session.expires <= now || user.disabled {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the session has ended; sign in again"));
+    if cached.expires.is_some_and(|e| e <= now) {
+        return Err(ended());
     }
+    let Via::Session { id, csrf_token, .. } = &cached.caller.via else { return Err(ended()) };
     if is_unsafe(&parts.method) {
-        check_csrf(&parts.headers, &session.csrf_token, &state.config)?;
+        check_csrf(&parts.headers, csrf_token, &state.config)?;
     }
-    if now.as_nanos().saturating_sub(session.last_seen.as_nanos()) >= TOUCH_EVERY_NS
-        && let Err(e) = store.touch_session(&session.id, now).await
-    {
+    if touch && let Err(e) = store.touch_session(id, now).await {
         // Only bookkeeping: the request itself is fine.
         tracing::warn!(error = %e, "could not note the session's use");
     }
-    Ok(Caller {
-        user_id: user.id,
-        username: user.username,
-        role: user.role,
-        scopes: user.role.scopes(),
-        via: Via::Session { id: session.id, csrf_token: session.csrf_token, expires: session.expires },
-        password_change_required: user.password_change_required,
-    })
+    Ok(cached.caller)
 }
 
-async fn authenticate_token(store: &Store, value: &HeaderValue, now: Timestamp) -> Result<Caller, ApiError> {
+async fn authenticate_token(state: &AppState, value: &HeaderValue, now: Timestamp) -> Result<Caller, ApiError> {
     let invalid = || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "invalid, expired or revoked API token");
     let text = value.to_str().map_err(|_| invalid())?;
     let (scheme, token) = text.trim().split_once(' ').ok_or_else(invalid)?;
@@ -394,26 +538,45 @@ async fn authenticate_token(store: &Store, value: &HeaderValue, now: Timestamp) 
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "use `Authorization: Bearer tc_...`"));
     }
     let (id, secret) = parse_token(token.trim()).ok_or_else(invalid)?;
-    let Some((row, user)) = store.token_by_hash(&sha256_hex(secret)).await.map_err(AuthError::from)? else {
-        return Err(invalid());
+    let hash = sha256_hex(secret);
+    let key = format!("t{hash}");
+    let cache = &state.credentials;
+    let store = &state.runtime.store;
+    let (cached, touch) = match cache.get(&key, now, Instant::now()) {
+        Some(hit) => hit,
+        None => {
+            let generation = cache.generation();
+            let Some((row, user)) = store.token_by_hash(&hash).await.map_err(AuthError::from)? else {
+                return Err(invalid());
+            };
+            let expired = row.expires.is_some_and(|e| e <= now);
+            if row.id != id || row.revoked.is_some() || expired || user.disabled {
+                return Err(invalid());
+            }
+            let touch = row.last_used.is_none_or(|t| now.as_nanos().saturating_sub(t.as_nanos()) >= TOUCH_EVERY_NS);
+            let caller = Caller {
+                user_id: user.id,
+                username: user.username,
+                role: user.role,
+                // A demoted user's old tokens lose what the new role does not allow.
+                scopes: row.scopes.intersection(user.role.scopes()),
+                via: Via::Token { id: row.id },
+                password_change_required: user.password_change_required,
+            };
+            let touched = if touch { now } else { row.last_used.unwrap_or(now) };
+            let entry = Cached { caller, expires: row.expires, touched, loaded: Instant::now() };
+            cache.insert(key, entry.clone(), generation);
+            (entry, touch)
+        }
     };
-    let expired = row.expires.is_some_and(|e| e <= now);
-    if row.id != id || row.revoked.is_some() || expired || user.disabled {
+    // The id in the token must be the one its secret belongs to.
+    if cached.caller.via != (Via::Token { id }) || cached.expires.is_some_and(|e| e <= now) {
         return Err(invalid());
     }
-    let stale = row.last_used.is_none_or(|t| now.as_nanos().saturating_sub(t.as_nanos()) >= TOUCH_EVERY_NS);
-    if stale && let Err(e) = store.touch_token(row.id, now).await {
-        tracing::warn!(error = %e, token = row.id, "could not note the token's use");
+    if touch && let Err(e) = store.touch_token(id, now).await {
+        tracing::warn!(error = %e, token = id, "could not note the token's use");
     }
-    Ok(Caller {
-        user_id: user.id,
-        username: user.username,
-        role: user.role,
-        // A demoted user's old tokens lose what the new role does not allow.
-        scopes: row.scopes.intersection(user.role.scopes()),
-        via: Via::Token { id: row.id },
-        password_change_required: user.password_change_required,
-    })
+    Ok(cached.caller)
 }
 
 fn is_unsafe(method: &Method) -> bool {

@@ -15,6 +15,9 @@ use tokio::task::JoinHandle;
 
 use crate::accounts::{self, AccountError, AccountHandle, Clock};
 
+/// Group-commit writers on PostgreSQL (see `store::GroupCommitter`).
+const POSTGRES_WRITERS: usize = 2;
+
 /// How the runtime trades on paper.
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
@@ -73,7 +76,11 @@ impl Runtime {
         if !pending.is_empty() {
             return Err(RuntimeError::Migrations(pending));
         }
-        let (committer, writer) = GroupCommitter::start(store.clone(), options.max_batch, 16_384);
+        // PostgreSQL flushes concurrent commits together, so a few writers
+        // overlap one batch's flush with the next batch's writes; SQLite
+        // takes one writer at a time anyway.
+        let writers = if store.backend() == "postgres" { POSTGRES_WRITERS } else { 1 };
+        let (committer, writer) = GroupCommitter::start_with_writers(store.clone(), options.max_batch, 16_384, writers);
         let (quotes, _) = broadcast::channel(4_096);
         let (candles, _) = broadcast::channel(1_024);
         let (bot_updates, _) = broadcast::channel(4_096);
@@ -92,18 +99,39 @@ impl Runtime {
             global_state: RwLock::new(engine::TradingState::Active),
             started: Instant::now(),
         });
+        let owners: HashMap<AccountId, store::auth::UserId> = store.account_owners().await?.into_iter().collect();
+        // Accounts load independently (snapshot, then the journal after it),
+        // so as many load at once as there are cores; they are registered in
+        // id order as before.
+        let parallel = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
+        let mut loading = Vec::new();
         for row in store.accounts().await? {
-            let handle = runtime.spawn_account(row.id, row.base_currency).await?;
+            let (runtime, permits, owner) = (Arc::clone(&runtime), Arc::clone(&permits), owners.get(&row.id).copied());
+            loading.push(tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await.map_err(|_| AccountError::Stopped)?;
+                runtime.spawn_account(row.id, row.base_currency, owner).await
+            }));
+        }
+        for task in loading {
+            // A task that panicked loaded nothing: the account is not running.
+            let handle = task.await.map_err(|_| AccountError::Stopped)??;
+            let id = handle.id;
             // Every account journals the global switch; any of them tells its state.
-            let global = handle.state().await?.global_state;
+            let global = handle.read_live(|s| s.global_state).await?;
             *runtime.global_state.write().await = global;
-            runtime.accounts.write().await.insert(row.id, handle);
+            runtime.accounts.write().await.insert(id, handle);
         }
         Ok(runtime)
     }
 
-    async fn spawn_account(&self, id: AccountId, currency: Currency) -> Result<AccountHandle, AccountError> {
-        accounts::start(
+    async fn spawn_account(
+        &self,
+        id: AccountId,
+        currency: Currency,
+        owner: Option<store::auth::UserId>,
+    ) -> Result<AccountHandle, AccountError> {
+        let mut handle = accounts::start(
             id,
             currency,
             self.store.clone(),
@@ -112,7 +140,9 @@ impl Runtime {
             self.options.clock,
             self.updates.clone(),
         )
-        .await
+        .await?;
+        handle.owner = owner;
+        Ok(handle)
     }
 
     /// Creates a paper account with every paper instrument and `cash`,
@@ -129,7 +159,7 @@ impl Runtime {
             Some(user) => self.store.create_owned_account(name, currency, now, user).await?,
             None => self.store.create_account(name, currency, now).await?,
         };
-        let handle = self.spawn_account(id, currency).await?;
+        let handle = self.spawn_account(id, currency, owner).await?;
         for instrument in &self.options.instruments {
             handle.command(Command::AddInstrument { instrument: instrument.clone() }).await?;
         }
@@ -198,8 +228,9 @@ impl Runtime {
         let handles: Vec<AccountHandle> = self.accounts.read().await.values().cloned().collect();
         let mut rows = Vec::with_capacity(handles.len());
         for handle in handles {
-            match handle.state().await {
-                Ok(state) => rows.push((handle.id, state.equity())),
+            // Only the figure, not a copy of the whole state (every order ever placed).
+            match handle.read_live(engine::AccountState::equity).await {
+                Ok(equity) => rows.push((handle.id, equity)),
                 Err(e) => tracing::warn!(account = handle.id, error = %e, "equity not recorded"),
             }
         }

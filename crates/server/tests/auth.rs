@@ -210,6 +210,7 @@ both_backends!(
     password_change_signs_out_other_sessions,
     sessions_are_listed_and_ended_per_user,
     first_start_generates_a_one_time_admin_password,
+    cached_credentials_are_dropped_at_once,
 );
 
 async fn login_me_and_logout_with_cookies(backend: &str) {
@@ -787,4 +788,94 @@ async fn first_start_generates_a_one_time_admin_password(backend: &str) {
     assert_eq!(store.user_count().await.unwrap(), 1);
     store.close().await;
     db.remove().await;
+}
+
+/// Signs in without a cookie store; returns the session cookie (`tc_session=...`)
+/// and the CSRF token, so a test can replay the cookie after the session ends.
+async fn raw_login(app: &TestApp, username: &str, password: &str) -> (String, String) {
+    let response = Client::new()
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .json(&json!({ "username": username, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let body: Value = response.json().await.unwrap();
+    (cookie, body["csrf_token"].as_str().unwrap().to_string())
+}
+
+async fn with_cookie(app: &TestApp, method: Method, path: &str, cookie: &str, csrf: &str) -> Answer {
+    let request = Client::new()
+        .request(method, format!("{}{path}", app.base))
+        .header("Cookie", cookie)
+        .header("X-CSRF-Token", csrf);
+    Session::send(request).await
+}
+
+/// Credentials are served from memory after their first use; every change
+/// made through the API must still refuse or narrow them on the very next
+/// request.
+async fn cached_credentials_are_dropped_at_once(backend: &str) {
+    let app = spawn_app(backend, test_config()).await;
+    let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
+    let eve_id = admin.create_user("eve", "trader password 1", "trader").await;
+    let eve = app.signed_in("eve", "trader password 1").await;
+    let (token, token_id) = eve.token(&["read", "trade"]).await;
+    let bot = app.program(&token);
+    // Used twice each: the second use is answered from the cache.
+    for _ in 0..2 {
+        assert_eq!(eve.get("/api/v1/auth/me").await.status, StatusCode::OK);
+        assert_eq!(bot.get("/api/v1/accounts").await.status, StatusCode::OK);
+    }
+    assert!(app.state.credentials.len() >= 3, "admin, eve and the bot are cached");
+
+    // A role change narrows a cached token at once.
+    let opened = bot.post("/api/v1/accounts", json!({ "name": "before" })).await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.body);
+    let path = format!("/api/v1/users/{eve_id}");
+    assert_eq!(admin.write(Method::PATCH, &path, Some(json!({ "role": "viewer" }))).await.status, StatusCode::OK);
+    problem(
+        &bot.post("/api/v1/accounts", json!({ "name": "after" })).await,
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+    );
+    assert_eq!(eve.get("/api/v1/auth/me").await.body["user"]["role"], "viewer");
+    assert_eq!(admin.write(Method::PATCH, &path, Some(json!({ "role": "trader" }))).await.status, StatusCode::OK);
+    assert_eq!(bot.post("/api/v1/accounts", json!({ "name": "again" })).await.status, StatusCode::CREATED);
+
+    // A revoked token is refused at once, on every route.
+    let answer = eve.write(Method::DELETE, &format!("/api/v1/tokens/{token_id}"), None).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    problem(&bot.get("/api/v1/auth/me").await, StatusCode::UNAUTHORIZED, "unauthorized");
+    problem(&bot.get("/api/v1/accounts").await, StatusCode::UNAUTHORIZED, "unauthorized");
+
+    // A signed-out session is refused at once even if its cookie is replayed.
+    let (cookie, csrf) = raw_login(&app, "eve", "trader password 1").await;
+    for _ in 0..2 {
+        assert_eq!(with_cookie(&app, Method::GET, "/api/v1/auth/me", &cookie, &csrf).await.status, StatusCode::OK);
+    }
+    let out = with_cookie(&app, Method::POST, "/api/v1/auth/logout", &cookie, &csrf).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.body);
+    problem(
+        &with_cookie(&app, Method::GET, "/api/v1/auth/me", &cookie, &csrf).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+
+    // A disabled user's cached session and token are refused at once.
+    let (token, _) = eve.token(&["read"]).await;
+    let bot = app.program(&token);
+    for _ in 0..2 {
+        assert_eq!(eve.get("/api/v1/accounts").await.status, StatusCode::OK);
+        assert_eq!(bot.get("/api/v1/accounts").await.status, StatusCode::OK);
+    }
+    assert_eq!(admin.write(Method::PATCH, &path, Some(json!({ "disabled": true }))).await.status, StatusCode::OK);
+    problem(&eve.get("/api/v1/accounts").await, StatusCode::UNAUTHORIZED, "unauthorized");
+    problem(&bot.get("/api/v1/accounts").await, StatusCode::UNAUTHORIZED, "unauthorized");
+    // Enabled again, the token works again (the session was ended by disabling).
+    assert_eq!(admin.write(Method::PATCH, &path, Some(json!({ "disabled": false }))).await.status, StatusCode::OK);
+    assert_eq!(bot.get("/api/v1/accounts").await.status, StatusCode::OK);
+    problem(&eve.get("/api/v1/accounts").await, StatusCode::UNAUTHORIZED, "unauthorized");
+    app.stop().await;
 }

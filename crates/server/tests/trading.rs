@@ -24,6 +24,7 @@ both_backends!(
     scoped_channels_carry_only_the_callers_accounts,
     orders_and_fills_resume_without_gaps_or_repeats,
     backtests_run_in_the_background_and_report,
+    reads_from_memory_match_the_read_models,
 );
 
 /// The account's live equity, as the summary reports it.
@@ -689,6 +690,81 @@ async fn backtests_run_in_the_background_and_report(backend: &str) {
     let erin = User::sign_in(&server.base, "erin", "erin's long password").await;
     let (status, _) = erin.get(&format!("/api/v1/backtests/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    server.stop().await;
+    db.remove().await;
+}
+
+/// Positions, balances and open orders are answered from the account's
+/// actor: they must be exactly what the database's read models say.
+async fn reads_from_memory_match_the_read_models(backend: &str) {
+    let db = database(backend).await;
+    let server = start(&db).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
+    let account = open_account(&admin).await;
+    let orders = format!("/api/v1/accounts/{account}/orders");
+    let (status, body) = admin
+        .post(
+            &orders,
+            json!({"client_order_id": "m-1", "symbol": "AAPL", "side": "buy", "type": "market", "quantity": "3"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for (n, (symbol, price)) in
+        [("SPY", "1.00"), ("AAPL", "2.00"), ("SPY", "3.00"), ("AAPL", "4.50"), ("SPY", "5")].iter().enumerate()
+    {
+        let order = json!({"client_order_id": format!("l-{n}"), "symbol": symbol, "side": "buy", "type": "limit", "price": price, "quantity": "1"});
+        let (status, body) = admin.post(&orders, order).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (_, open) = admin.get(&format!("{orders}?status=open")).await;
+    let first = open["items"][4]["id"].as_u64().unwrap();
+    let (status, _) = admin.call(reqwest::Method::DELETE, &format!("{orders}/{first}"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    // Let the market order fill, and everything reach the database.
+    let runtime = &server.started.state.runtime;
+    for _ in 0..50 {
+        if runtime.store.fills(account, None, 10).await.unwrap().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    runtime.account(account).await.unwrap().flush().await.unwrap();
+    let store = &runtime.store;
+
+    let (status, positions) = admin.get(&format!("/api/v1/accounts/{account}/positions")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(positions, serde_json::to_value(store.positions(account).await.unwrap()).unwrap());
+    assert!(positions.as_array().unwrap().iter().any(|p| p["quantity"] == "3"), "{positions}");
+    let (status, balances) = admin.get(&format!("/api/v1/accounts/{account}/balances")).await;
+    assert_eq!(status, StatusCode::OK);
+    let stored: Vec<(String, model::Money)> =
+        store.balances(account).await.unwrap().into_iter().map(|(c, m)| (c.to_string(), m)).collect();
+    assert_eq!(balances, serde_json::to_value(stored).unwrap());
+
+    let spy = runtime.instrument_by_symbol("SPY").unwrap().id;
+    let (_, all_open) = admin.get(&format!("{orders}?status=open&limit=500")).await;
+    let newest = all_open["items"][0]["id"].as_u64().unwrap();
+    let before = format!("&before={newest}&limit=2");
+    let queries = [
+        ("", store::OrderQuery { open_only: true, limit: 100, ..Default::default() }),
+        ("&limit=2", store::OrderQuery { open_only: true, limit: 2, ..Default::default() }),
+        ("&symbol=SPY", store::OrderQuery { open_only: true, instrument: Some(spy), limit: 100, ..Default::default() }),
+        (
+            before.as_str(),
+            store::OrderQuery { open_only: true, before: Some(model::OrderId(newest)), limit: 2, ..Default::default() },
+        ),
+    ];
+    for (params, query) in queries {
+        let (status, page) = admin.get(&format!("{orders}?status=open{params}")).await;
+        assert_eq!(status, StatusCode::OK, "{params}: {page}");
+        let expected = store.orders(account, &query).await.unwrap();
+        assert!(!expected.is_empty(), "{params}");
+        assert_eq!(page["items"], serde_json::to_value(&expected).unwrap(), "{params}");
+        let full = expected.len() == query.limit as usize;
+        assert_eq!(page["next_before"].as_u64(), if full { expected.last().map(|o| o.id.0) } else { None }, "{params}");
+    }
+    assert_eq!(all_open["items"].as_array().unwrap().len(), 4, "one of five limits was cancelled");
     server.stop().await;
     db.remove().await;
 }

@@ -937,7 +937,9 @@ impl Store {
 
     // -- account owners ------------------------------------------------------
 
-    /// Makes `user_id` the owner of the account (replacing any owner).
+    /// Makes `user_id` the owner of the account (replacing any owner). For
+    /// tools and tests: a running server takes owners as they were when it
+    /// loaded the account (the API never changes an owner).
     pub async fn set_account_owner(&self, account: AccountId, user_id: UserId) -> Result<(), StoreError> {
         let sql = "INSERT INTO account_owners (account_id, user_id) VALUES ($1, $2) \
                    ON CONFLICT (account_id) DO UPDATE SET user_id = excluded.user_id";
@@ -983,6 +985,16 @@ impl Store {
             }
         });
         Ok(owner)
+    }
+
+    /// Every account's owner, for loading the accounts at start.
+    pub async fn account_owners(&self) -> Result<Vec<(AccountId, UserId)>, StoreError> {
+        let sql = "SELECT account_id, user_id FROM account_owners";
+        let rows: Vec<(i64, i64)> = on_pool!(self, |pool| {
+            let rows = sqlx::query(sql).fetch_all(pool).await?;
+            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
+        Ok(rows)
     }
 
     /// The accounts the user owns, oldest first.

@@ -2,6 +2,12 @@
 //! writes them in one transaction, then acknowledges each. Under load a
 //! batch holds many accounts' commits and durability costs one sync for all
 //! of them; when idle a lone commit is written at once.
+//!
+//! On PostgreSQL several writers may run, each owning a share of the
+//! accounts (by id), so that one batch is written while another waits for
+//! its commit to be flushed; PostgreSQL flushes concurrent commits together.
+//! Each account's commits still go through one writer, in order. SQLite has
+//! a single writer by nature: more would only wait for its lock.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +37,8 @@ pub struct CommitStats {
 /// dropped the writer finishes what is queued and stops.
 #[derive(Debug, Clone)]
 pub struct GroupCommitter {
-    tx: mpsc::Sender<Pending>,
+    /// One queue per writer; an account's commits always use the same one.
+    tx: Arc<[mpsc::Sender<Pending>]>,
     stats: Arc<CommitStats>,
 }
 
@@ -46,10 +53,29 @@ impl GroupCommitter {
     /// `queue` commits may wait (senders wait beyond that: backpressure).
     #[must_use]
     pub fn start(store: Store, max_batch: usize, queue: usize) -> (Self, JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(queue.max(1));
+        Self::start_with_writers(store, max_batch, queue, 1)
+    }
+
+    /// Like [`Self::start`] with `writers` writer tasks sharing the accounts
+    /// (see the module docs). The handle finishes when every writer has.
+    #[must_use]
+    pub fn start_with_writers(store: Store, max_batch: usize, queue: usize, writers: usize) -> (Self, JoinHandle<()>) {
         let stats = Arc::new(CommitStats::default());
-        let handle = tokio::spawn(run(store, rx, max_batch.max(1), Arc::clone(&stats)));
-        (Self { tx, stats }, handle)
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        for _ in 0..writers.max(1) {
+            let (tx, rx) = mpsc::channel(queue.max(1));
+            senders.push(tx);
+            handles.push(tokio::spawn(run(store.clone(), rx, max_batch.max(1), Arc::clone(&stats))));
+        }
+        let handle = tokio::spawn(async move {
+            // Aborting this task aborts the writers, as with a single writer.
+            let mut writers = AbortOnDrop(handles);
+            for h in &mut writers.0 {
+                let _ = h.await;
+            }
+        });
+        (Self { tx: senders.into(), stats }, handle)
     }
 
     /// Writes a commit durably; returns once it is committed.
@@ -62,13 +88,25 @@ impl GroupCommitter {
     /// by one caller are written in the order they were queued.
     pub async fn enqueue(&self, commit: Commit) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(Pending { commit, reply }).await.map_err(|_| StoreError::Closed)?;
+        let writers = self.tx.len() as u64;
+        let tx = &self.tx[usize::try_from(commit.account.unsigned_abs() % writers).unwrap_or(0)];
+        tx.send(Pending { commit, reply }).await.map_err(|_| StoreError::Closed)?;
         Ok(answer)
     }
 
     #[must_use]
     pub fn stats(&self) -> &CommitStats {
         &self.stats
+    }
+}
+
+struct AbortOnDrop(Vec<JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
     }
 }
 

@@ -380,5 +380,10 @@ async fn orders(
 ) -> Result<Json<Page<Order>>, ApiError> {
     caller.require_scope(Scope::Read)?;
     let row = owned_bot(&state, &caller, id).await?;
-    order_page(&state, row.account_id, &q, Some(row.order_prefix())).await
+    let handle = state
+        .runtime
+        .account(row.account_id)
+        .await
+        .ok_or_else(|| ApiError::unavailable("the bot's account is not running; try again shortly"))?;
+    order_page(&state, &handle, &q, Some(row.order_prefix())).await
 }

@@ -8,6 +8,10 @@
 //! An order is answered only once its events are durable. A submission the
 //! risk checks refuse is journaled too, and answered 422 with the stable
 //! reason as the problem's `code` (for example `insufficient_cash`).
+//!
+//! Positions, balances and open orders are read from the account's actor
+//! (in memory, answered once durable: see `AccountHandle::read`); the order
+//! history, fills and equity history from the database's read models.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -45,15 +49,17 @@ fn store_error(e: &store::StoreError) -> ApiError {
 
 /// The caller's account, or 404.
 pub(crate) async fn owned(state: &AppState, caller: &Caller, account: AccountId) -> Result<AccountHandle, ApiError> {
+    // A running account carries its owner (which never changes): no query.
+    if let Some(handle) = state.runtime.account(account).await {
+        return if handle.owner == Some(caller.user_id) { Ok(handle) } else { Err(ApiError::not_found("account")) };
+    }
+    // Not running here: "not yours or no such account" stays a 404, only
+    // the owner learns that it is not running.
     let owner = state.runtime.store.account_owner(account).await.map_err(|e| store_error(&e))?;
     if owner != Some(caller.user_id) {
         return Err(ApiError::not_found("account"));
     }
-    state
-        .runtime
-        .account(account)
-        .await
-        .ok_or_else(|| ApiError::unavailable("the account is not running; try again shortly"))
+    Err(ApiError::unavailable("the account is not running; try again shortly"))
 }
 
 /// The paper instrument a `symbol` field names, or a 422 on that field.
@@ -199,8 +205,13 @@ async fn account_summary(
 ) -> Result<Json<Summary>, ApiError> {
     caller.require_scope(Scope::Read)?;
     let handle = owned(&state, &caller, account).await?;
-    let s = handle.state().await.map_err(account_error)?;
-    Ok(Json(Summary {
+    let summary = handle.read_live(move |s| summary_of(account, s)).await.map_err(account_error)?;
+    Ok(Json(summary))
+}
+
+/// The summary, computed in the actor (no copy of the whole state).
+fn summary_of(account: AccountId, s: &engine::AccountState) -> Summary {
+    Summary {
         id: account,
         equity: s.equity(),
         equity_by_currency: s.equity_by_currency().into_iter().map(|(c, m)| (c.to_string(), m)).collect(),
@@ -224,7 +235,7 @@ async fn account_summary(
         open_orders: s.open_orders.len(),
         trading_state: s.account_state,
         global_trading_state: s.global_state,
-    }))
+    }
 }
 
 /// The account's positions as stored.
@@ -243,8 +254,12 @@ async fn positions(
     Path(account): Path<AccountId>,
 ) -> Result<Json<Vec<model::account::Position>>, ApiError> {
     caller.require_scope(Scope::Read)?;
-    owned(&state, &caller, account).await?;
-    Ok(Json(state.runtime.store.positions(account).await.map_err(|e| store_error(&e))?))
+    let handle = owned(&state, &caller, account).await?;
+    // As the read model has them: one row per instrument, flat ones included, by id.
+    let mut rows =
+        handle.read(|s| s.books.iter().map(|b| b.position.clone()).collect::<Vec<_>>()).await.map_err(account_error)?;
+    rows.sort_by_key(|p| p.instrument);
+    Ok(Json(rows))
 }
 
 /// The account's cash per currency, as `[currency, amount]` pairs.
@@ -263,9 +278,12 @@ async fn balances(
     Path(account): Path<AccountId>,
 ) -> Result<Json<Vec<(String, Money)>>, ApiError> {
     caller.require_scope(Scope::Read)?;
-    owned(&state, &caller, account).await?;
-    let rows = state.runtime.store.balances(account).await.map_err(|e| store_error(&e))?;
-    Ok(Json(rows.into_iter().map(|(c, m)| (c.to_string(), m)).collect()))
+    let handle = owned(&state, &caller, account).await?;
+    let mut rows: Vec<(String, Money)> =
+        handle.read(|s| s.balances.iter().map(|(c, m)| (c.to_string(), *m)).collect()).await.map_err(account_error)?;
+    // The read model orders by the currency's text.
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Json(rows))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -490,18 +508,19 @@ async fn list_orders(
     Query(q): Query<OrderListQuery>,
 ) -> Result<Json<Page<Order>>, ApiError> {
     caller.require_scope(Scope::Read)?;
-    owned(&state, &caller, account).await?;
-    order_page(&state, account, &q, None).await
+    let handle = owned(&state, &caller, account).await?;
+    order_page(&state, &handle, &q, None).await
 }
 
 /// A page of an account's orders (only those whose client order id starts
 /// with `client_prefix`, when given).
 pub(crate) async fn order_page(
     state: &AppState,
-    account: AccountId,
+    handle: &AccountHandle,
     q: &OrderListQuery,
     client_prefix: Option<String>,
 ) -> Result<Json<Page<Order>>, ApiError> {
+    let account = handle.id;
     let limit = page_limit(q.limit)?;
     let (open_only, status) = match q.status.as_deref() {
         None => (false, None),
@@ -513,9 +532,30 @@ pub(crate) async fn order_page(
         Some(symbol) => Some(instrument_id(state, symbol)?),
     };
     let query = OrderQuery { open_only, status, instrument, before: q.before.map(OrderId), client_prefix, limit };
-    let items = state.runtime.store.orders(account, &query).await.map_err(|e| store_error(&e))?;
+    let items = if open_only {
+        // Open orders are few and all in the actor's memory.
+        handle.read(move |s| open_orders(s, &query)).await.map_err(account_error)?
+    } else {
+        state.runtime.store.orders(account, &query).await.map_err(|e| store_error(&e))?
+    };
     let next_before = if items.len() == limit as usize { items.last().map(|o| o.id.0) } else { None };
     Ok(Json(Page { items, next_before }))
+}
+
+/// What the read model answers for `status=open`: open orders (any open
+/// status), newest (highest id) first, after the `before` cursor, filtered by
+/// instrument, at most `limit`.
+fn open_orders(s: &engine::AccountState, q: &OrderQuery) -> Vec<Order> {
+    let below = q.before.map_or(OrderId(u64::MAX), |b| b);
+    s.open_orders
+        .range(..below)
+        .rev()
+        .filter_map(|id| s.orders.get(id))
+        .filter(|o| o.status.is_open() && q.instrument.is_none_or(|i| o.instrument == i))
+        .filter(|o| q.client_prefix.as_deref().is_none_or(|p| o.client_order_id.as_str().starts_with(p)))
+        .take(q.limit.max(1) as usize)
+        .cloned()
+        .collect()
 }
 
 fn parse_status(s: &str) -> Result<OrderStatus, ApiError> {
@@ -587,7 +627,7 @@ async fn cancel(
     caller.require_scope(Scope::Trade)?;
     let handle = owned(&state, &caller, account).await?;
     handle.command(Command::CancelOrder { order_id: OrderId(order) }).await.map_err(account_error)?;
-    let current = handle.state().await.map_err(account_error)?.orders.get(&OrderId(order)).cloned();
+    let current = handle.read_live(move |s| s.orders.get(&OrderId(order)).cloned()).await.map_err(account_error)?;
     match current {
         Some(order) => Ok((StatusCode::ACCEPTED, Json(order)).into_response()),
         None => Err(ApiError::not_found("order")),
@@ -635,15 +675,18 @@ async fn cancel_all(
         None => None,
         Some(symbol) => Some(instrument_id(&state, symbol)?),
     };
-    let before = handle.state().await.map_err(account_error)?.open_orders.len();
+    let before = handle.read_live(|s| s.open_orders.len()).await.map_err(account_error)?;
     handle.command(Command::CancelAll { instrument }).await.map_err(account_error)?;
-    let after = handle.state().await.map_err(account_error)?;
-    let still_open = after
-        .open_orders
-        .iter()
-        .filter_map(|id| after.orders.get(id))
-        .filter(|o| o.status != OrderStatus::PendingCancel)
-        .count();
+    let still_open = handle
+        .read_live(|s| {
+            s.open_orders
+                .iter()
+                .filter_map(|id| s.orders.get(id))
+                .filter(|o| o.status != OrderStatus::PendingCancel)
+                .count()
+        })
+        .await
+        .map_err(account_error)?;
     Ok(Json(Cancelled { cancel_requested: before.saturating_sub(still_open) }))
 }
 

@@ -113,7 +113,12 @@ async fn upgrade(
         crate::auth::check_origin(&headers, &state.config)?;
     }
     let user = caller.filter(|c| c.scopes.contains(Scope::Read)).map(|c| c.user_id);
-    Ok(ws.max_message_size(64 * 1024).on_upgrade(move |socket| connection(state, user, socket)))
+    // Client messages are small: a 4 KiB read buffer instead of the default
+    // 128 KiB keeps 10,000 idle sockets in tens of megabytes, not gigabytes.
+    Ok(ws
+        .max_message_size(64 * 1024)
+        .read_buffer_size(4 * 1024)
+        .on_upgrade(move |socket| connection(state, user, socket)))
 }
 
 #[derive(Debug, Deserialize)]

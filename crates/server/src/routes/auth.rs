@@ -186,7 +186,10 @@ async fn logout(State(state): State<AppState>, caller: Caller, client: ClientMet
     let entry = audit(&state, Some(caller.user_id), "auth.logout", &client)
         .target(format!("user:{}", caller.user_id))
         .detail(serde_json::json!({ "session": short_id(session_id) }));
-    state.runtime.store.delete_session(caller.user_id, session_id, &entry).await.map_err(AuthError::from)?;
+    let deleted = state.runtime.store.delete_session(caller.user_id, session_id, &entry).await;
+    // After the write, before the answer: the session is refused from now on.
+    state.credentials.forget_session(session_id);
+    deleted.map_err(AuthError::from)?;
     let cookie = auth::clear_session_cookie(state.config.server.secure_cookies);
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
@@ -276,7 +279,11 @@ async fn change_password(
     let entry =
         audit(&state, Some(caller.user_id), "auth.password_change", &client).target(format!("user:{}", caller.user_id));
     let kept = caller.session_id();
-    if !store.set_password(caller.user_id, &hash, kept, &entry).await.map_err(AuthError::from)? {
+    let changed = store.set_password(caller.user_id, &hash, kept, &entry).await;
+    // The other sessions ended, and the cached callers carry the old
+    // "password change required" flag.
+    state.credentials.forget_user(caller.user_id);
+    if !changed.map_err(AuthError::from)? {
         return Err(ApiError::unauthorized());
     }
     Ok(StatusCode::NO_CONTENT)
@@ -347,7 +354,9 @@ async fn end_session(
         .target(format!("user:{}", caller.user_id))
         .detail(serde_json::json!({ "session": short_id(&id) }));
     // Scoped by user: another user's session id is "not found".
-    if !state.runtime.store.delete_session(caller.user_id, &id, &entry).await.map_err(AuthError::from)? {
+    let deleted = state.runtime.store.delete_session(caller.user_id, &id, &entry).await;
+    state.credentials.forget_session(&id);
+    if !deleted.map_err(AuthError::from)? {
         return Err(ApiError::not_found("session"));
     }
     if caller.session_id() == Some(id.as_str()) {

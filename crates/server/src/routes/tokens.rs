@@ -174,7 +174,10 @@ async fn revoke(
     }
     let now = state.runtime.now();
     let entry = audit(&state, Some(caller.user_id), "token.revoke", &client);
-    if !state.runtime.store.revoke_token(caller.user_id, id, now, &entry).await.map_err(AuthError::from)? {
+    let revoked = state.runtime.store.revoke_token(caller.user_id, id, now, &entry).await;
+    // After the write, before the answer: the token is refused from now on.
+    state.credentials.forget_token(id);
+    if !revoked.map_err(AuthError::from)? {
         return Err(ApiError::not_found("token"));
     }
     Ok(StatusCode::NO_CONTENT)

@@ -136,7 +136,10 @@ async fn update(
     let entry = audit(&state, Some(caller.user_id), "user.update", &client)
         .detail(serde_json::json!({ "role": body.role, "disabled": body.disabled }));
     let change = UserChange { role: body.role, disabled: body.disabled };
-    match state.runtime.store.update_user(id, change, &entry).await.map_err(AuthError::from)? {
+    let updated = state.runtime.store.update_user(id, change, &entry).await;
+    // A disabled user is refused, a demoted one narrowed, from this answer on.
+    state.credentials.forget_user(id);
+    match updated.map_err(AuthError::from)? {
         UserUpdate::Updated(user) => Ok(Json(UserView::from(&user))),
         UserUpdate::NotFound => Err(ApiError::not_found("user")),
         UserUpdate::LastAdmin => {
