@@ -29,6 +29,15 @@ pub struct RuntimeOptions {
     pub max_batch: usize,
 }
 
+/// A published quote with its JSON, written once for every subscriber
+/// (with thousands of WebSocket clients, formatting each quote's decimals
+/// per client would cost more than everything else they do).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuoteFrame {
+    pub quote: Quote,
+    pub json: Box<str>,
+}
+
 /// A change to a bot (status, a decision, an order it placed), announced to
 /// the `bots` WebSocket channel of the account's owner.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -59,7 +68,7 @@ pub struct Runtime {
     writer: std::sync::Mutex<Option<JoinHandle<()>>>,
     accounts: RwLock<HashMap<AccountId, AccountHandle>>,
     options: RuntimeOptions,
-    quotes: broadcast::Sender<Quote>,
+    quotes: broadcast::Sender<Arc<QuoteFrame>>,
     candles: broadcast::Sender<Candle>,
     bot_updates: broadcast::Sender<Arc<BotUpdate>>,
     updates: accounts::Updates,
@@ -219,7 +228,10 @@ impl Runtime {
         for handle in self.accounts.read().await.values() {
             handle.quote(quote);
         }
-        let _ = self.quotes.send(quote);
+        if self.quotes.receiver_count() > 0 {
+            let json = serde_json::to_string(&quote).unwrap_or_default().into_boxed_str();
+            let _ = self.quotes.send(Arc::new(QuoteFrame { quote, json }));
+        }
     }
 
     /// Records every account's equity at `at` (the equity history behind
@@ -279,7 +291,7 @@ impl Runtime {
     }
 
     #[must_use]
-    pub fn subscribe_quotes(&self) -> broadcast::Receiver<Quote> {
+    pub fn subscribe_quotes(&self) -> broadcast::Receiver<Arc<QuoteFrame>> {
         self.quotes.subscribe()
     }
 

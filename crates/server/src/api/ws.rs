@@ -69,7 +69,7 @@ use axum::response::Response;
 use axum::routing::get;
 use model::account::Position;
 use model::event::{Event, EventKind};
-use model::{Currency, Fill, InstrumentId, Money, Order, OrderId, Quote};
+use model::{Currency, Fill, InstrumentId, Money, Order, OrderId};
 use serde::{Deserialize, Serialize};
 use sim::candles::{Candle, Interval};
 use store::auth::UserId;
@@ -79,7 +79,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::accounts::{AccountUpdate, Holdings, OrderFold, order_of};
 use crate::app::AppState;
 use crate::auth::{Caller, Scope};
-use crate::runtime::BotUpdate;
+use crate::runtime::{BotUpdate, QuoteFrame};
 
 /// How often the server pings.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -155,11 +155,6 @@ enum ServerMessage<'a> {
     Unsubscribed {
         channels: Vec<String>,
     },
-    Quote {
-        channel: &'a str,
-        seq: u64,
-        data: &'a Quote,
-    },
     Candle {
         channel: &'a str,
         seq: u64,
@@ -223,6 +218,14 @@ struct Closed;
 /// Sends one frame, giving up on a client that does not take it in time.
 async fn send(socket: &mut WebSocket, message: &ServerMessage<'_>) -> Result<(), Closed> {
     match tokio::time::timeout(WRITE_TIMEOUT, socket.send(text(message))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(Closed),
+    }
+}
+
+/// [`send`] for a frame already written.
+async fn send_text(socket: &mut WebSocket, text: String) -> Result<(), Closed> {
+    match tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Text(Utf8Bytes::from(text)))).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(Closed),
     }
@@ -363,7 +366,7 @@ struct Connection {
     /// Conflation buffers: the newest unsent quote per instrument and candle
     /// per channel. They hold what the client has not taken yet, so a slow
     /// client gets the latest values rather than a backlog.
-    pending_quotes: BTreeMap<InstrumentId, Quote>,
+    pending_quotes: BTreeMap<InstrumentId, Arc<QuoteFrame>>,
     pending_candles: BTreeMap<(InstrumentId, Interval), Candle>,
     /// Market-data writes in a row that took longer than [`SLOW_WRITE`].
     lag_strikes: u32,
@@ -484,9 +487,9 @@ impl Connection {
 
     // -- market data ---------------------------------------------------------
 
-    fn buffer_quote(&mut self, quote: Quote) {
-        if self.subs.quotes.contains_key(&quote.instrument) {
-            self.pending_quotes.insert(quote.instrument, quote);
+    fn buffer_quote(&mut self, frame: Arc<QuoteFrame>) {
+        if self.subs.quotes.contains_key(&frame.quote.instrument) {
+            self.pending_quotes.insert(frame.quote.instrument, frame);
         }
     }
 
@@ -505,7 +508,10 @@ impl Connection {
             // Unsubscribed meanwhile: drop it.
             let Some(channel) = self.subs.quotes.get(&instrument) else { continue };
             self.seq += 1;
-            send(&mut self.socket, &ServerMessage::Quote { channel, seq: self.seq, data: &quote }).await?;
+            // The quote's JSON is shared by every connection; only the envelope is ours.
+            let channel = serde_json::to_string(channel).unwrap_or_default();
+            let text = format!(r#"{{"type":"quote","channel":{channel},"seq":{},"data":{}}}"#, self.seq, quote.json);
+            send_text(&mut self.socket, text).await?;
         }
         for (key, candle) in std::mem::take(&mut self.pending_candles) {
             let Some(channel) = self.subs.candles.get(&key) else { continue };
