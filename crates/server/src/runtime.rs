@@ -10,7 +10,7 @@ use model::{Currency, Instrument, Money, Quote, Timestamp};
 use sim::candles::Candle;
 use sim::quotes::QuoteFillConfig;
 use store::{AccountId, GroupCommitter, Store, StoreError};
-use tokio::sync::{RwLock, broadcast};
+use tokio::sync::{RwLock, broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::accounts::{self, AccountError, AccountHandle, Clock};
@@ -68,7 +68,10 @@ pub struct Runtime {
     writer: std::sync::Mutex<Option<JoinHandle<()>>>,
     accounts: RwLock<HashMap<AccountId, AccountHandle>>,
     options: RuntimeOptions,
-    quotes: broadcast::Sender<Arc<QuoteFrame>>,
+    /// The latest quote of each instrument, for WebSocket subscribers: one
+    /// channel per instrument, so a socket wakes only for what it follows,
+    /// and latest-value-wins, which is the conflation slow clients get.
+    quotes: HashMap<model::InstrumentId, watch::Sender<Option<Arc<QuoteFrame>>>>,
     candles: broadcast::Sender<Candle>,
     bot_updates: broadcast::Sender<Arc<BotUpdate>>,
     updates: accounts::Updates,
@@ -90,7 +93,7 @@ impl Runtime {
         // takes one writer at a time anyway.
         let writers = if store.backend() == "postgres" { POSTGRES_WRITERS } else { 1 };
         let (committer, writer) = GroupCommitter::start_with_writers(store.clone(), options.max_batch, 16_384, writers);
-        let (quotes, _) = broadcast::channel(4_096);
+        let quotes = options.instruments.iter().map(|i| (i.id, watch::channel(None).0)).collect();
         let (candles, _) = broadcast::channel(1_024);
         let (bot_updates, _) = broadcast::channel(4_096);
         let (updates, _) = broadcast::channel(16_384);
@@ -228,9 +231,11 @@ impl Runtime {
         for handle in self.accounts.read().await.values() {
             handle.quote(quote);
         }
-        if self.quotes.receiver_count() > 0 {
+        if let Some(channel) = self.quotes.get(&quote.instrument)
+            && channel.receiver_count() > 0
+        {
             let json = serde_json::to_string(&quote).unwrap_or_default().into_boxed_str();
-            let _ = self.quotes.send(Arc::new(QuoteFrame { quote, json }));
+            channel.send_replace(Some(Arc::new(QuoteFrame { quote, json })));
         }
     }
 
@@ -291,8 +296,11 @@ impl Runtime {
     }
 
     #[must_use]
-    pub fn subscribe_quotes(&self) -> broadcast::Receiver<Arc<QuoteFrame>> {
-        self.quotes.subscribe()
+    pub fn subscribe_quotes(
+        &self,
+        instrument: model::InstrumentId,
+    ) -> Option<watch::Receiver<Option<Arc<QuoteFrame>>>> {
+        self.quotes.get(&instrument).map(watch::Sender::subscribe)
     }
 
     /// Durable account events as they land, for every account.

@@ -225,6 +225,25 @@ async fn websocket_streams_quotes(backend: &str) {
         assert!(seq > last_seq, "sequence numbers increase");
         last_seq = seq;
     }
+    // Following another instrument and dropping the first: only the second's quotes come.
+    ws.send(Message::text(r#"{"op":"subscribe","channels":["quotes:spy"]}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"op":"unsubscribe","channels":["quotes:BTC-USDT"]}"#)).await.unwrap();
+    while next_json(&mut ws).await["type"] != "unsubscribed" {}
+    for _ in 0..5 {
+        let quote = next_json(&mut ws).await;
+        assert_eq!((quote["type"].as_str(), quote["channel"].as_str()), (Some("quote"), Some("quotes:spy")), "{quote}");
+    }
+    // And following the first again brings it back.
+    ws.send(Message::text(r#"{"op":"subscribe","channels":["quotes:BTC-USDT"]}"#)).await.unwrap();
+    let mut seen_btc = false;
+    for _ in 0..50 {
+        let message = next_json(&mut ws).await;
+        if message["channel"] == "quotes:BTC-USDT" {
+            seen_btc = true;
+            break;
+        }
+    }
+    assert!(seen_btc, "quotes of a followed-again instrument arrive");
     ws.close(None).await.unwrap();
     s.stop().await;
 }

@@ -80,6 +80,8 @@ use crate::accounts::{AccountUpdate, Holdings, OrderFold, order_of};
 use crate::app::AppState;
 use crate::auth::{Caller, Scope};
 use crate::runtime::{BotUpdate, QuoteFrame};
+use futures_util::FutureExt;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 
 /// How often the server pings.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -370,6 +372,24 @@ struct Connection {
     pending_candles: BTreeMap<(InstrumentId, Interval), Candle>,
     /// Market-data writes in a row that took longer than [`SLOW_WRITE`].
     lag_strikes: u32,
+    /// One wait per followed instrument for its next quote.
+    quote_waits: FuturesUnordered<QuoteWait>,
+    /// The current subscription of each followed instrument: a wait of an
+    /// older one (unsubscribed since) is dropped when it ends.
+    quote_generation: BTreeMap<InstrumentId, u64>,
+    generations: u64,
+}
+
+type QuoteReceiver = tokio::sync::watch::Receiver<Option<Arc<QuoteFrame>>>;
+
+/// Resolves when the instrument's quote changes (`false`: the feed is gone).
+type QuoteWait = futures_util::future::BoxFuture<'static, (InstrumentId, u64, QuoteReceiver, bool)>;
+
+fn wait_for_quote(instrument: InstrumentId, generation: u64, mut receiver: QuoteReceiver) -> QuoteWait {
+    Box::pin(async move {
+        let alive = receiver.changed().await.is_ok();
+        (instrument, generation, receiver, alive)
+    })
 }
 
 async fn connection(state: AppState, user: Option<UserId>, socket: WebSocket) {
@@ -383,6 +403,9 @@ async fn connection(state: AppState, user: Option<UserId>, socket: WebSocket) {
         pending_quotes: BTreeMap::new(),
         pending_candles: BTreeMap::new(),
         lag_strikes: 0,
+        quote_waits: FuturesUnordered::new(),
+        quote_generation: BTreeMap::new(),
+        generations: 0,
     };
     let _ = connection.run().await;
 }
@@ -396,7 +419,6 @@ impl Connection {
         let runtime = Arc::clone(&self.state.runtime);
         // Subscribed before any channel is, so nothing durable after this
         // point can be missed.
-        let mut quotes = runtime.subscribe_quotes();
         let mut candles = runtime.subscribe_candles();
         let mut updates = runtime.subscribe_updates();
         let mut bots = runtime.subscribe_bot_updates();
@@ -421,20 +443,12 @@ impl Connection {
                     Err(RecvError::Lagged(_)) => self.on_updates_lagged().await?,
                     Err(RecvError::Closed) => return Err(Closed),
                 },
-                received = quotes.recv() => {
-                    match received {
-                        Ok(quote) => self.buffer_quote(quote),
-                        // Older quotes were dropped for us; the buffer still
-                        // holds the newest we saw and newer ones follow. A
-                        // burst faster than this task lags every receiver, so
-                        // lagging alone does not make a client slow.
-                        Err(RecvError::Lagged(_)) => continue,
-                        Err(RecvError::Closed) => return Err(Closed),
-                    }
-                    // Drain whatever else is queued before writing, so a burst
-                    // turns into one quote per instrument.
-                    while let Ok(quote) = quotes.try_recv() {
-                        self.buffer_quote(quote);
+                Some(changed) = self.quote_waits.next(), if !self.quote_waits.is_empty() => {
+                    // Each instrument's channel keeps only its newest quote,
+                    // so a burst is one quote per instrument here.
+                    self.on_quote_changed(changed);
+                    while let Some(Some(changed)) = self.quote_waits.next().now_or_never() {
+                        self.on_quote_changed(changed);
                     }
                     self.flush_market().await?;
                 }
@@ -487,10 +501,31 @@ impl Connection {
 
     // -- market data ---------------------------------------------------------
 
-    fn buffer_quote(&mut self, frame: Arc<QuoteFrame>) {
-        if self.subs.quotes.contains_key(&frame.quote.instrument) {
-            self.pending_quotes.insert(frame.quote.instrument, frame);
+    /// Takes an instrument's new quote and waits for the next one, unless
+    /// the instrument was unsubscribed (or subscribed again) meanwhile.
+    fn on_quote_changed(
+        &mut self,
+        (instrument, generation, mut receiver, alive): (InstrumentId, u64, QuoteReceiver, bool),
+    ) {
+        if !alive || self.quote_generation.get(&instrument) != Some(&generation) {
+            return;
         }
+        let frame = receiver.borrow_and_update().clone();
+        if let Some(frame) = frame {
+            self.pending_quotes.insert(instrument, frame);
+        }
+        self.quote_waits.push(wait_for_quote(instrument, generation, receiver));
+    }
+
+    /// Starts following an instrument's quotes (once per subscription).
+    fn follow_quotes(&mut self, instrument: InstrumentId) {
+        if self.quote_generation.contains_key(&instrument) {
+            return;
+        }
+        let Some(receiver) = self.state.runtime.subscribe_quotes(instrument) else { return };
+        self.generations += 1;
+        self.quote_generation.insert(instrument, self.generations);
+        self.quote_waits.push(wait_for_quote(instrument, self.generations, receiver));
     }
 
     fn buffer_candle(&mut self, candle: Candle) {
@@ -819,6 +854,8 @@ impl Connection {
     fn unsubscribe(&mut self, channels: &[String]) {
         let named = |name: &str| channels.iter().any(|c| c == name);
         self.subs.quotes.retain(|_, c| !named(c));
+        let followed = &self.subs.quotes;
+        self.quote_generation.retain(|i, _| followed.contains_key(i));
         self.subs.candles.retain(|_, c| !named(c));
         self.subs.accounts.retain(|a, _| !named(&format!("account:{a}")));
         for scoped in Scoped::ALL {
@@ -955,6 +992,7 @@ impl Connection {
             match channel {
                 Channel::Quotes(instrument) => {
                     self.subs.quotes.insert(instrument, name);
+                    self.follow_quotes(instrument);
                 }
                 Channel::Candles(instrument, interval) => {
                     self.subs.candles.insert((instrument, interval), name);
