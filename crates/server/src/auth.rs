@@ -476,13 +476,25 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    authenticate_headers(&parts.method, &parts.headers, state).await
+}
+
+/// Checks again the credentials a long-lived connection (a WebSocket) was
+/// opened with: a revoked token, an ended session or a disabled user is
+/// refused here as on a new request (the credential cache is dropped at
+/// once on those changes, so this is usually a memory lookup).
+pub async fn recheck(headers: &HeaderMap, state: &AppState) -> Result<Caller, ApiError> {
+    authenticate_headers(&Method::GET, headers, state).await
+}
+
+async fn authenticate_headers(method: &Method, headers: &HeaderMap, state: &AppState) -> Result<Caller, ApiError> {
     let now = state.runtime.now();
     // A request that sends a token is judged by it alone, even if it also
     // carries a cookie: a program's mistake should not fall back silently.
-    if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
         return authenticate_token(state, value, now).await;
     }
-    let jar = CookieJar::from_headers(&parts.headers);
+    let jar = CookieJar::from_headers(headers);
     let Some(cookie) = jar.get(SESSION_COOKIE) else {
         return Err(ApiError::unauthorized());
     };
@@ -520,8 +532,8 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
         return Err(ended());
     }
     let Via::Session { id, csrf_token, .. } = &cached.caller.via else { return Err(ended()) };
-    if is_unsafe(&parts.method) {
-        check_csrf(&parts.headers, csrf_token, &state.config)?;
+    if is_unsafe(method) {
+        check_csrf(headers, csrf_token, &state.config)?;
     }
     if touch && let Err(e) = store.touch_session(id, now).await {
         // Only bookkeeping: the request itself is fine.

@@ -25,6 +25,7 @@ both_backends!(
     orders_and_fills_resume_without_gaps_or_repeats,
     backtests_run_in_the_background_and_report,
     reads_from_memory_match_the_read_models,
+    a_revoked_token_ends_its_websocket,
 );
 
 /// The account's live equity, as the summary reports it.
@@ -765,6 +766,41 @@ async fn reads_from_memory_match_the_read_models(backend: &str) {
         assert_eq!(page["next_before"].as_u64(), if full { expected.last().map(|o| o.id.0) } else { None }, "{params}");
     }
     assert_eq!(all_open["items"].as_array().unwrap().len(), 4, "one of five limits was cancelled");
+    server.stop().await;
+    db.remove().await;
+}
+
+/// A socket opened with a token lives only as long as the token: once it is
+/// revoked, the next message (or heartbeat) closes the socket with 1008.
+async fn a_revoked_token_ends_its_websocket(backend: &str) {
+    use futures_util::StreamExt;
+    let db = database(backend).await;
+    let server = start(&db).await;
+    let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
+    open_account(&admin).await;
+    let mut ws = ws_connect(&server.base, Some(&admin.token)).await;
+    ws_send(&mut ws, json!({"op": "subscribe", "channels": ["orders"]})).await;
+    assert_eq!(ws_next(&mut ws).await["type"], "subscribed");
+    ws_send(&mut ws, json!({"op": "ping"})).await;
+    assert_eq!(ws_next(&mut ws).await["type"], "pong", "a valid token keeps the socket");
+
+    // Tokens look like tc_{id}_{secret}.
+    let id = admin.token.split('_').nth(1).unwrap();
+    let (status, body) = admin.delete(&format!("/api/v1/tokens/{id}")).await;
+    assert!(status.is_success(), "{status} {body}");
+    ws_send(&mut ws, json!({"op": "ping"})).await;
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => break frame,
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
+                assert!(!text.contains("pong"), "a revoked token must not be answered: {text}");
+            }
+            Some(Ok(_)) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    let frame = closed.expect("a close frame with a reason");
+    assert_eq!(u16::from(frame.code), 1008, "{frame:?}");
     server.stop().await;
     db.remove().await;
 }

@@ -64,7 +64,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use axum::routing::get;
 use model::account::Position;
@@ -115,12 +115,22 @@ async fn upgrade(
         crate::auth::check_origin(&headers, &state.config)?;
     }
     let user = caller.filter(|c| c.scopes.contains(Scope::Read)).map(|c| c.user_id);
+    // Only what identifies the caller is kept, to check it again while the socket lives.
+    let credentials = user.map(|_| {
+        let mut kept = HeaderMap::new();
+        for name in [header::AUTHORIZATION, header::COOKIE] {
+            if let Some(value) = headers.get(&name) {
+                kept.insert(name, value.clone());
+            }
+        }
+        kept
+    });
     // Client messages are small: a 4 KiB read buffer instead of the default
     // 128 KiB keeps 10,000 idle sockets in tens of megabytes, not gigabytes.
     Ok(ws
         .max_message_size(64 * 1024)
         .read_buffer_size(4 * 1024)
-        .on_upgrade(move |socket| connection(state, user, socket)))
+        .on_upgrade(move |socket| connection(state, user, credentials, socket)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -359,6 +369,9 @@ struct Connection {
     state: AppState,
     /// The signed-in caller with the read scope, if any.
     user: Option<UserId>,
+    /// The headers that signed them in, checked again on every client
+    /// message and heartbeat: a revoked token or ended session ends the socket.
+    credentials: Option<HeaderMap>,
     socket: WebSocket,
     subs: Subscriptions,
     /// Whether an account is the caller's, once asked.
@@ -392,10 +405,11 @@ fn wait_for_quote(instrument: InstrumentId, generation: u64, mut receiver: Quote
     })
 }
 
-async fn connection(state: AppState, user: Option<UserId>, socket: WebSocket) {
+async fn connection(state: AppState, user: Option<UserId>, credentials: Option<HeaderMap>, socket: WebSocket) {
     let mut connection = Connection {
         state,
         user,
+        credentials,
         socket,
         subs: Subscriptions::default(),
         owners: BTreeMap::new(),
@@ -430,6 +444,7 @@ impl Connection {
                 incoming = self.socket.recv() => {
                     let Some(Ok(message)) = incoming else { return Err(Closed) };
                     last_heard = Instant::now();
+                    self.still_signed_in().await?;
                     match message {
                         Message::Text(body) => self.on_text(body.as_str()).await?,
                         Message::Close(_) => return Err(Closed),
@@ -474,6 +489,7 @@ impl Connection {
                     Err(RecvError::Closed) => return Err(Closed),
                 },
                 _ = heartbeat.tick() => {
+                    self.still_signed_in().await?;
                     if last_heard.elapsed() > HEARTBEAT * 3 {
                         close(&mut self.socket, 1001, "no heartbeat").await;
                         return Err(Closed);
@@ -483,6 +499,21 @@ impl Connection {
                         return Err(Closed);
                     }
                 }
+            }
+        }
+    }
+
+    /// Ends a signed-in socket whose credentials no longer hold (token
+    /// revoked or expired, session ended, user disabled, read scope gone).
+    async fn still_signed_in(&mut self) -> Result<(), Closed> {
+        let (Some(user), Some(headers)) = (self.user, &self.credentials) else { return Ok(()) };
+        match crate::auth::recheck(headers, &self.state).await {
+            Ok(caller) if caller.user_id == user && caller.scopes.contains(Scope::Read) => Ok(()),
+            // The database could not be asked: keep the socket, ask again later.
+            Err(e) if e.status.is_server_error() => Ok(()),
+            _ => {
+                close(&mut self.socket, 1008, "credentials revoked or expired; sign in again").await;
+                Err(Closed)
             }
         }
     }
