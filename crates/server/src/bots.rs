@@ -9,7 +9,9 @@
 //! account actor, so every bot order passes the same risk checks and is
 //! journaled like a manual one. Its orders carry client order ids
 //! `bot{id}-{candle start in seconds}-{n}`: submitting them twice places them
-//! once.
+//! once. As in a backtest, the strategy also sees its own orders' durable
+//! fills and status changes; what it wants then gets ids from the journal
+//! seq (`bot{id}-u{seq}-{n}`).
 //!
 //! State across restarts: a strategy's state is a function of the bars it
 //! has seen, so every start replays the stored candles from the bot's anchor
@@ -335,6 +337,7 @@ impl Runner {
     async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), String> {
         // Subscribed before reading the store, so no candle falls in between.
         let mut candles = self.runtime.subscribe_candles();
+        let mut updates = self.runtime.subscribe_updates();
         let state = self.account.state().await.map_err(|e| e.to_string())?;
         let mut discarded = Vec::new();
         let now = self.runtime.now();
@@ -378,8 +381,47 @@ impl Runner {
                     }
                     Err(broadcast::error::RecvError::Closed) => return Ok(()),
                 },
+                received = updates.recv() => match received {
+                    Ok(update) if update.account == self.bot.account_id => self.on_account_update(&update).await?,
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(bot = self.bot.id, missed = n, "bot missed order updates");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                },
             }
         }
+    }
+
+    /// Shows the strategy the durable changes of its own orders (`on_fill`,
+    /// `on_order_update`), as the backtester does, and executes what it
+    /// wants then. Client ids of those orders come from the journal seq, so
+    /// they are the same however often the update is seen.
+    async fn on_account_update(&mut self, update: &crate::accounts::AccountUpdate) -> Result<(), String> {
+        let Some(order) = &update.order else { return Ok(()) };
+        if !order.client_order_id.as_str().starts_with(&self.prefix) {
+            return Ok(());
+        }
+        let state = self.account.state().await.map_err(|e| e.to_string())?;
+        let now = update.event.ts;
+        let mut intents = Vec::new();
+        self.with_strategy(|strategy| {
+            let mut ctx = StrategyContext::new(&state, self.instrument.id, now, &mut intents);
+            if let model::event::EventKind::OrderFilled { fill } = &update.event.kind {
+                strategy.on_fill(fill, &mut ctx);
+            }
+            strategy.on_order_update(order, &mut ctx);
+        })?;
+        if intents.len() > MAX_ORDERS_PER_BAR {
+            return Err(format!(
+                "the strategy asked for {} orders on one update (at most {MAX_ORDERS_PER_BAR})",
+                intents.len()
+            ));
+        }
+        for (n, intent) in intents.into_iter().enumerate() {
+            self.execute(intent, &format!("u{}-{n}", update.seq)).await?;
+        }
+        Ok(())
     }
 
     /// Shows the stored candles since the anchor to the strategy without
@@ -620,7 +662,149 @@ pub fn pnl(instrument: &Instrument, fills: &[model::Fill], mark: Option<Price>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use model::{Fill, InstrumentId, Liquidity, OrderId};
+    use model::{Fill, InstrumentId, Liquidity, OrderId, OrderStatus};
+
+    /// Buys on its first bar, sells what a buy filled from `on_fill`, and
+    /// records what it was shown.
+    struct FlipOnFill {
+        bought: bool,
+        fills: Arc<Mutex<Vec<Fill>>>,
+        updates: Arc<Mutex<Vec<(String, OrderStatus)>>>,
+    }
+
+    impl Strategy for FlipOnFill {
+        fn on_bar(&mut self, _bar: &Bar, ctx: &mut StrategyContext<'_>) {
+            if !self.bought {
+                self.bought = true;
+                ctx.market(Side::Buy, Size::Units(Quantity::from_int(2)));
+            }
+        }
+        fn on_fill(&mut self, fill: &Fill, ctx: &mut StrategyContext<'_>) {
+            self.fills.lock().unwrap().push(fill.clone());
+            if fill.side == Side::Buy {
+                ctx.close_position();
+            }
+        }
+        fn on_order_update(&mut self, order: &model::Order, _ctx: &mut StrategyContext<'_>) {
+            self.updates.lock().unwrap().push((order.client_order_id.as_str().to_string(), order.status));
+        }
+    }
+
+    /// A bot's own fills and order changes reach its strategy, as in a
+    /// backtest, and what it wants then is placed with ids from the journal.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_strategy_sees_its_own_fills_and_acts_on_them() {
+        let db = store::testing::TestDatabase::create("sqlite", "bots_unit").await;
+        let store = db.store().await;
+        let instrument = Instrument::simple(1, "XYZ");
+        let options = crate::runtime::RuntimeOptions {
+            instruments: vec![instrument.clone()],
+            fill: sim::quotes::QuoteFillConfig {
+                maker_fee: model::Rate::ZERO,
+                taker_fee: model::Rate::ZERO,
+                slippage: model::Rate::ZERO,
+                multiplier: Quantity::ONE,
+                respect_size: false,
+            },
+            clock: crate::accounts::wall_clock,
+            max_batch: 64,
+        };
+        let runtime = Runtime::start(store.clone(), options).await.unwrap();
+        let usd = model::Currency::parse("USD").unwrap();
+        let account = runtime.open_paper_account("bot", usd, Money::from_int(10_000), None).await.unwrap();
+        let quote = |bid: i64, ask: i64| model::Quote {
+            instrument: instrument.id,
+            ts: runtime.now(),
+            bid: Price::from_int(bid),
+            bid_size: Quantity::from_int(100),
+            ask: Price::from_int(ask),
+            ask_size: Quantity::from_int(100),
+        };
+        runtime.publish_quote(quote(99, 101)).await;
+
+        let bot = BotRow {
+            id: 7,
+            user_id: 1,
+            account_id: account.id,
+            name: "flip".into(),
+            strategy: "flip".into(),
+            params: std::collections::BTreeMap::new(),
+            instrument: instrument.id,
+            interval: "1m".into(),
+            sizing: "all-in".into(),
+            warmup_bars: 0,
+            status: BotStatus::Running,
+            error: None,
+            created: runtime.now(),
+            anchor: None,
+            started: None,
+            stopped: None,
+        };
+        let (fills, updates) = (Arc::default(), Arc::default());
+        let activity = Activity::default();
+        let runner = Runner {
+            runtime: Arc::clone(&runtime),
+            prefix: bot.order_prefix(),
+            bot,
+            account: account.clone(),
+            strategy: Mutex::new(Box::new(FlipOnFill {
+                bought: false,
+                fills: Arc::clone(&fills),
+                updates: Arc::clone(&updates),
+            })),
+            sizing: Sizing::AllIn,
+            interval: Interval::M1,
+            instrument: instrument.clone(),
+            activity: Arc::clone(&activity),
+        };
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(runner.run(stopped));
+        // Listening (subscribed to candles and updates) once warmed up.
+        while !activity.lock().unwrap().warmed_up {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let start = Interval::M1.start_of(runtime.now());
+        let price = Price::from_int(100);
+        runtime.publish_candle(Candle {
+            instrument: instrument.id,
+            interval: Interval::M1,
+            start,
+            open: price,
+            high: price,
+            low: price,
+            close: price,
+            volume: Quantity::ZERO,
+            trades: 0,
+        });
+
+        // The buy fills at 101; on that fill the strategy sells it back at 99.
+        let mut state = account.state().await.unwrap();
+        for _ in 0..200 {
+            state = account.state().await.unwrap();
+            if fills.lock().unwrap().len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let seen: Vec<Side> = fills.lock().unwrap().iter().map(|f| f.side).collect();
+        assert_eq!(seen, [Side::Buy, Side::Sell], "the strategy saw both of its fills");
+        account.flush().await.unwrap();
+        let state_now = account.state().await.unwrap();
+        assert!(state_now.position(instrument.id).is_zero(), "sold back: {:?}", state.position(instrument.id));
+        let clients: Vec<String> = state_now.orders.values().map(|o| o.client_order_id.as_str().to_string()).collect();
+        assert_eq!(clients.len(), 2, "{clients:?}");
+        assert_eq!(clients[0], format!("bot7-{}-0", start.as_nanos() / 1_000_000_000));
+        assert!(clients[1].starts_with("bot7-u"), "the sell's id comes from the fill's journal seq: {clients:?}");
+        let statuses = updates.lock().unwrap().clone();
+        assert!(statuses.contains(&(clients[0].clone(), OrderStatus::Filled)), "{statuses:?}");
+        assert!(statuses.contains(&(clients[1].clone(), OrderStatus::Filled)), "{statuses:?}");
+
+        let _ = stop.send(true);
+        task.await.unwrap().unwrap();
+        runtime.shutdown().await;
+        store.close().await;
+        db.remove().await;
+    }
 
     fn fill(side: Side, quantity: i64, price: i64, fee: &str) -> Fill {
         Fill {
