@@ -8,11 +8,13 @@
 //! other method on a documented path is 405; every `/api/v1` path written in
 //! the server's source is documented.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
-use server::serve::{self, Started};
+use server::serve::Started;
 use store::testing::TestDatabase;
 
 struct TestServer {
@@ -32,14 +34,7 @@ async fn start() -> TestServer {
         ("TRADECORE_RATE_LIMIT__PER_IP_PER_MINUTE", "100000"),
     ];
     let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect();
-    let config = server::config::load(None, &env).unwrap();
-    let started = serve::start(config).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = server::app::app(started.state.clone());
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
-    });
+    let (base, started, server) = common::listen(server::config::load(None, &env).unwrap()).await;
     TestServer { base, started, server, db }
 }
 

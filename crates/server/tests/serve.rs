@@ -1,9 +1,11 @@
 //! The server started as `serve` starts it, spoken to over real HTTP, on
 //! SQLite and on PostgreSQL.
 
+mod common;
+
 use std::time::Duration;
 
-use server::serve::{self, Started};
+use server::serve::Started;
 use store::testing::TestDatabase;
 
 struct TestServer {
@@ -27,14 +29,7 @@ async fn start_with(backend: &str, extra: &[(&str, &str)]) -> TestServer {
     ];
     let env: Vec<(String, String)> =
         env.into_iter().chain(extra.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string()))).collect();
-    let config = server::config::load(None, &env).unwrap();
-    let started = serve::start(config).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = server::app::app(started.state.clone());
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
-    });
+    let (base, started, server) = common::listen(server::config::load(None, &env).unwrap()).await;
     TestServer { base, started, server, db }
 }
 

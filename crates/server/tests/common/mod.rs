@@ -32,7 +32,13 @@ pub async fn start(db: &TestDatabase) -> Server {
         ("TRADECORE_PAPER__TICKS_PER_SECOND".to_string(), "20".to_string()),
         ("TRADECORE_PAPER__SEED".to_string(), "3".to_string()),
     ];
-    let config = server::config::load(None, &env).unwrap();
+    let (base, started, task) = listen(server::config::load(None, &env).unwrap()).await;
+    Server { base, started, task }
+}
+
+/// Starts a server as `serve` does with `config` and serves it on a free
+/// port: its base URL, what started, and the task serving HTTP.
+pub async fn listen(config: server::config::Config) -> (String, Started, tokio::task::JoinHandle<()>) {
     let started = serve::start(config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -40,7 +46,7 @@ pub async fn start(db: &TestDatabase) -> Server {
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
     });
-    Server { base, started, task }
+    (base, started, task)
 }
 
 impl Server {
