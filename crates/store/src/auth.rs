@@ -429,45 +429,19 @@ type TokenTuple = (i64, i64, String, String, i64, Option<i64>, Option<i64>, Opti
 /// Reads the user columns starting at `$at` from a row, as a [`UserTuple`].
 macro_rules! user_at {
     ($row:expr, $at:expr) => {
-        (
-            $row.try_get($at)?,
-            $row.try_get($at + 1)?,
-            $row.try_get($at + 2)?,
-            $row.try_get($at + 3)?,
-            $row.try_get($at + 4)?,
-            $row.try_get($at + 5)?,
-            $row.try_get($at + 6)?,
-        )
+        row_tuple!($row, $at; 0 1 2 3 4 5 6)
     };
 }
 
 macro_rules! session_at {
     ($row:expr, $at:expr) => {
-        (
-            $row.try_get($at)?,
-            $row.try_get($at + 1)?,
-            $row.try_get($at + 2)?,
-            $row.try_get($at + 3)?,
-            $row.try_get($at + 4)?,
-            $row.try_get($at + 5)?,
-            $row.try_get($at + 6)?,
-            $row.try_get($at + 7)?,
-        )
+        row_tuple!($row, $at; 0 1 2 3 4 5 6 7)
     };
 }
 
 macro_rules! token_at {
     ($row:expr, $at:expr) => {
-        (
-            $row.try_get($at)?,
-            $row.try_get($at + 1)?,
-            $row.try_get($at + 2)?,
-            $row.try_get($at + 3)?,
-            $row.try_get($at + 4)?,
-            $row.try_get($at + 5)?,
-            $row.try_get($at + 6)?,
-            $row.try_get($at + 7)?,
-        )
+        row_tuple!($row, $at; 0 1 2 3 4 5 6 7)
     };
 }
 

@@ -121,6 +121,13 @@ type Raw = (
     Option<i64>,
 );
 
+/// Reads a row of [`COLUMNS`] as a [`Raw`].
+macro_rules! bot_tuple {
+    ($r:expr) => {
+        row_tuple!($r, 0; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15)
+    };
+}
+
 fn row(r: Raw) -> Result<BotRow, StoreError> {
     let instrument = u32::try_from(r.6)
         .map_err(|_| StoreError::Corrupt { what: "bot instrument", detail: format!("{} is out of range", r.6) })?;
@@ -218,7 +225,7 @@ impl Store {
         let sql = format!("SELECT {COLUMNS} FROM bots WHERE id = $1");
         let found: Option<Raw> = on_pool!(self, |pool| {
             match sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(pool).await? {
-                Some(r) => Some(row_tuple!(r, 16)),
+                Some(r) => Some(bot_tuple!(r)),
                 None => None,
             }
         });
@@ -230,7 +237,7 @@ impl Store {
         let sql = format!("SELECT {COLUMNS} FROM bots WHERE user_id = $1 ORDER BY id");
         let raws: Vec<Raw> = on_pool!(self, |pool| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(user_id).fetch_all(pool).await?;
-            rows.iter().map(|r| Ok(row_tuple!(r, 16))).collect::<Result<Vec<_>, sqlx::Error>>()?
+            rows.iter().map(|r| Ok(bot_tuple!(r))).collect::<Result<Vec<_>, sqlx::Error>>()?
         });
         raws.into_iter().map(row).collect()
     }
@@ -240,7 +247,7 @@ impl Store {
         let sql = format!("SELECT {COLUMNS} FROM bots WHERE status = $1 ORDER BY id");
         let raws: Vec<Raw> = on_pool!(self, |pool| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(status.as_str()).fetch_all(pool).await?;
-            rows.iter().map(|r| Ok(row_tuple!(r, 16))).collect::<Result<Vec<_>, sqlx::Error>>()?
+            rows.iter().map(|r| Ok(bot_tuple!(r))).collect::<Result<Vec<_>, sqlx::Error>>()?
         });
         raws.into_iter().map(row).collect()
     }
@@ -351,7 +358,7 @@ impl Store {
                 .bind(prefix)
                 .fetch_all(pool)
                 .await?;
-            rows.iter().map(|r| Ok(row_tuple!(r, 10))).collect::<Result<Vec<_>, sqlx::Error>>()?
+            rows.iter().map(|r| Ok(fill_tuple!(r))).collect::<Result<Vec<_>, sqlx::Error>>()?
         });
         rows.into_iter().map(crate::fill_from).collect()
     }

@@ -26,42 +26,11 @@ macro_rules! on_pool {
     };
 }
 
-/// Reads columns `0..N` of a row into a tuple (the tuple's type comes from
-/// the binding it is assigned to).
+/// Reads the listed columns, counted from `$at`, of a row into a tuple
+/// (the tuple's type comes from the binding it is assigned to).
 macro_rules! row_tuple {
-    ($r:expr, 10) => {
-        (
-            $r.try_get(0)?,
-            $r.try_get(1)?,
-            $r.try_get(2)?,
-            $r.try_get(3)?,
-            $r.try_get(4)?,
-            $r.try_get(5)?,
-            $r.try_get(6)?,
-            $r.try_get(7)?,
-            $r.try_get(8)?,
-            $r.try_get(9)?,
-        )
-    };
-    ($r:expr, 16) => {
-        (
-            $r.try_get(0)?,
-            $r.try_get(1)?,
-            $r.try_get(2)?,
-            $r.try_get(3)?,
-            $r.try_get(4)?,
-            $r.try_get(5)?,
-            $r.try_get(6)?,
-            $r.try_get(7)?,
-            $r.try_get(8)?,
-            $r.try_get(9)?,
-            $r.try_get(10)?,
-            $r.try_get(11)?,
-            $r.try_get(12)?,
-            $r.try_get(13)?,
-            $r.try_get(14)?,
-            $r.try_get(15)?,
-        )
+    ($r:expr, $at:expr; $($i:literal)+) => {
+        ( $( $r.try_get($at + $i)?, )+ )
     };
 }
 
@@ -78,6 +47,13 @@ macro_rules! insert_audit {
             .bind($entry.ip)
             .execute(&mut *$tx)
             .await?
+    };
+}
+
+/// Reads a row of [`FILL_COLUMNS`] as a [`FillTuple`].
+macro_rules! fill_tuple {
+    ($r:expr) => {
+        row_tuple!($r, 0; 0 1 2 3 4 5 6 7 8 9)
     };
 }
 
@@ -649,7 +625,7 @@ impl Store {
         let rows: Vec<FillTuple> = on_pool!(self, |pool| {
             let rows =
                 sqlx::query(sql).bind(account).bind(before).bind(i64::from(limit.max(1))).fetch_all(pool).await?;
-            rows.iter().map(|r| Ok(row_tuple!(r, 10))).collect::<Result<Vec<_>, sqlx::Error>>()?
+            rows.iter().map(|r| Ok(fill_tuple!(r))).collect::<Result<Vec<_>, sqlx::Error>>()?
         });
         rows.into_iter().map(fill_from).collect()
     }
