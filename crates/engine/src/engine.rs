@@ -226,7 +226,8 @@ impl Engine {
         let day = now.day_number();
         if self.state.day != Some(day) {
             let equity = self.state.equity();
-            self.emit(out, now, EventKind::DayStarted { day, equity });
+            let by_currency = Some(self.state.equity_by_currency());
+            self.emit(out, now, EventKind::DayStarted { day, equity, by_currency });
         }
         Ok(())
     }

@@ -65,6 +65,12 @@ pub struct AccountState {
     pub global_state: TradingState,
     pub day: Option<i64>,
     pub day_start_equity: Money,
+    /// The day's starting equity per currency (see `EventKind::DayStarted`),
+    /// moved by deposits and withdrawals like `day_start_equity`; a currency
+    /// not listed was not held when the day started. `None` until a day
+    /// starts with it recorded (journals written before it was).
+    #[serde(default)]
+    pub day_start_by_currency: Option<BTreeMap<Currency, Money>>,
     pub last_ts: Timestamp,
 }
 
@@ -85,6 +91,7 @@ impl AccountState {
             global_state: TradingState::Active,
             day: None,
             day_start_equity: Money::ZERO,
+            day_start_by_currency: None,
             last_ts: Timestamp::default(),
         }
     }
@@ -132,6 +139,15 @@ impl AccountState {
     #[must_use]
     pub fn equity(&self) -> Money {
         self.equity_in(self.base_currency)
+    }
+
+    /// Today's P&L in `currency`: equity now less the day's starting
+    /// equity, deposits and withdrawals excluded. `None` before a day has
+    /// started with per-currency equity recorded.
+    #[must_use]
+    pub fn day_pnl_in(&self, currency: Currency) -> Option<Money> {
+        let starts = self.day_start_by_currency.as_ref()?;
+        Some(self.equity_in(currency) - starts.get(&currency).copied().unwrap_or_default())
     }
 
     /// Cash in `currency` not committed to open buy orders or held as
@@ -226,9 +242,12 @@ impl AccountState {
             }
             EventKind::CashAdjusted { currency, amount } => {
                 *self.balances.entry(*currency).or_default() += *amount;
+                // Deposits and withdrawals are not profit or loss.
                 if *currency == self.base_currency {
-                    // Deposits and withdrawals are not profit or loss.
                     self.day_start_equity += *amount;
+                }
+                if let Some(starts) = &mut self.day_start_by_currency {
+                    *starts.entry(*currency).or_default() += *amount;
                 }
             }
             EventKind::OrderSubmitted { order } => {
@@ -264,9 +283,10 @@ impl AccountState {
                 SwitchScope::Global => self.global_state = *state,
             },
             EventKind::RiskLimitsChanged { limits } => self.limits = limits.clone(),
-            EventKind::DayStarted { day, equity } => {
+            EventKind::DayStarted { day, equity, by_currency } => {
                 self.day = Some(*day);
                 self.day_start_equity = *equity;
+                self.day_start_by_currency = by_currency.as_ref().map(|list| list.iter().copied().collect());
             }
         }
     }

@@ -243,6 +243,38 @@ fn daily_loss_limit_blocks_new_exposure_until_the_next_day() {
 }
 
 #[test]
+fn day_pnl_is_kept_per_currency_without_deposits() {
+    let (mut e, mut out) = setup(RiskLimits::default());
+    // The day began when the first command arrived, before the deposit: the
+    // deposit moved the baseline, so it is not profit.
+    assert_eq!(e.state().day_pnl_in(usd()), Some(Money::ZERO));
+    let buy = sent(submit(&mut e, &mut out, request("b1", Side::Buy, "10", OrderType::Market)));
+    fill(&mut e, &mut out, buy, 1, "10", "100", "1");
+    e.process(&Input::Mark { instrument: X, price: p("103") }, t(20), &mut out).unwrap();
+    // +30 on the position, -1 of fee.
+    assert_eq!(e.state().day_pnl_in(usd()), Some(m("29")));
+    e.process(&Input::Command(Command::AdjustCash { currency: usd(), amount: m("500") }), t(30), &mut out).unwrap();
+    assert_eq!(e.state().day_pnl_in(usd()), Some(m("29")), "a deposit is not profit");
+    let eur = Currency::parse("EUR").unwrap();
+    e.process(&Input::Command(Command::AdjustCash { currency: eur, amount: m("70") }), t(31), &mut out).unwrap();
+    assert_eq!(e.state().day_pnl_in(eur), Some(Money::ZERO), "a currency first held mid-day starts at its deposit");
+    // The next UTC day starts from the equity at the last mark (103), in
+    // every currency; the new day's first mark (101) is already the day's.
+    let next_day = Timestamp::from_nanos(t(0).as_nanos() + model::time::NANOS_PER_DAY);
+    out.clear();
+    e.process(&Input::Mark { instrument: X, price: p("101") }, next_day, &mut out).unwrap();
+    assert_eq!(e.state().day_pnl_in(usd()), Some(m("-20")));
+    let started = out.events.iter().find(|ev| matches!(ev.kind, EventKind::DayStarted { .. })).unwrap().clone();
+    let EventKind::DayStarted { by_currency, .. } = &started.kind else { unreachable!() };
+    // 9,499 cash (10,000 + 500 - 1,000 paid - 1 fee) + 1,030 of position.
+    assert_eq!(by_currency.as_deref(), Some(&[(eur, m("70")), (usd(), m("10529"))][..]));
+    // The baseline comes from the journaled event, so a replay has it too.
+    let mut replayed = engine::AccountState::new(usd());
+    replayed.apply(&started);
+    assert_eq!(replayed.day_start_by_currency, e.state().day_start_by_currency);
+}
+
+#[test]
 fn reduce_only_refuses_to_flip() {
     let (mut e, mut out) = setup(RiskLimits { allow_short: true, ..RiskLimits::default() });
     let buy = sent(submit(&mut e, &mut out, request("b1", Side::Buy, "2", OrderType::Market)));

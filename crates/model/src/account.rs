@@ -41,6 +41,7 @@ pub enum SwitchScope {
 /// Per-account limits checked before an order reaches the venue. `None`
 /// means no limit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RiskLimits {
     pub max_order_notional: Option<Money>,
     /// Largest absolute position per instrument, in units.

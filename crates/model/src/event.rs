@@ -66,6 +66,11 @@ pub enum EventKind {
     DayStarted {
         day: i64,
         equity: Money,
+        /// Equity in every currency held (cash plus the positions quoted in
+        /// it), the baseline of each currency's day P&L. `None` in journals
+        /// written before it was recorded.
+        #[serde(default)]
+        by_currency: Option<Vec<(Currency, Money)>>,
     },
 }
 

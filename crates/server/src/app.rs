@@ -52,6 +52,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(crate::api::risk::routes())
         .merge(crate::api::backtests::routes())
         .merge(crate::api::bots::routes())
+        .merge(crate::api::strategies::routes())
         .merge(crate::routes::auth::routes())
 }
 

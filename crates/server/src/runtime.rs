@@ -78,6 +78,8 @@ pub struct Runtime {
     latest: std::sync::RwLock<HashMap<model::InstrumentId, Quote>>,
     /// The global kill switch, applied to every account (and to new ones).
     global_state: RwLock<engine::TradingState>,
+    /// The same, for WebSocket subscribers (the `trading` channel).
+    global_watch: watch::Sender<engine::TradingState>,
     started: Instant,
 }
 
@@ -109,6 +111,7 @@ impl Runtime {
             updates,
             latest: std::sync::RwLock::new(HashMap::new()),
             global_state: RwLock::new(engine::TradingState::Active),
+            global_watch: watch::channel(engine::TradingState::Active).0,
             started: Instant::now(),
         });
         let owners: HashMap<AccountId, store::auth::UserId> = store.account_owners().await?.into_iter().collect();
@@ -132,6 +135,7 @@ impl Runtime {
             // Every account journals the global switch; any of them tells its state.
             let global = handle.read_live(|s| s.global_state).await?;
             *runtime.global_state.write().await = global;
+            runtime.global_watch.send_replace(global);
             runtime.accounts.write().await.insert(id, handle);
         }
         Ok(runtime)
@@ -201,6 +205,11 @@ impl Runtime {
         *self.global_state.read().await
     }
 
+    /// Follows the global kill switch.
+    pub fn watch_global_state(&self) -> watch::Receiver<engine::TradingState> {
+        self.global_watch.subscribe()
+    }
+
     /// Sets the global kill switch on every account, durably; returns how
     /// many accounts it reached. Accounts opened later start with it.
     pub async fn set_global_state(&self, state: engine::TradingState) -> Result<usize, RuntimeError> {
@@ -211,7 +220,28 @@ impl Runtime {
             handle.command(Command::SetTradingState { scope: engine::SwitchScope::Global, state }).await?;
         }
         *global = state;
+        self.global_watch.send_replace(state);
         Ok(handles.len())
+    }
+
+    /// The name and own kill-switch state of each running account `user` owns.
+    pub async fn account_states_of(&self, user: store::auth::UserId) -> Vec<(String, engine::TradingState)> {
+        let rows = match self.store.owned_accounts(user).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, user, "could not list the user's accounts");
+                return Vec::new();
+            }
+        };
+        let mut states = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(handle) = self.account(row.id).await
+                && let Ok(state) = handle.read_live(|s| s.account_state).await
+            {
+                states.push((row.name, state));
+            }
+        }
+        states
     }
 
     pub async fn account(&self, id: AccountId) -> Option<AccountHandle> {
@@ -246,8 +276,10 @@ impl Runtime {
         let mut rows = Vec::with_capacity(handles.len());
         for handle in handles {
             // Only the figure, not a copy of the whole state (every order ever placed).
-            match handle.read_live(engine::AccountState::equity).await {
-                Ok(equity) => rows.push((handle.id, equity)),
+            match handle.read_live(|s| (s.equity(), s.equity_by_currency())).await {
+                Ok((equity, by_currency)) => {
+                    rows.push(store::EquitySnapshot { account: handle.id, ts: at, equity, by_currency });
+                }
                 Err(e) => tracing::warn!(account = handle.id, error = %e, "equity not recorded"),
             }
         }

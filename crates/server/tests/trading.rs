@@ -26,6 +26,10 @@ both_backends!(
     backtests_run_in_the_background_and_report,
     reads_from_memory_match_the_read_models,
     a_revoked_token_ends_its_websocket,
+    risk_limits_are_read_checked_and_enforced,
+    the_trading_channel_follows_kill_switches,
+    summary_has_pnl_and_free_cash_per_currency,
+    strategies_and_fees_are_listed,
 );
 
 /// The account's live equity, as the summary reports it.
@@ -801,6 +805,169 @@ async fn a_revoked_token_ends_its_websocket(backend: &str) {
     };
     let frame = closed.expect("a close frame with a reason");
     assert_eq!(u16::from(frame.code), 1008, "{frame:?}");
+    server.stop().await;
+    db.remove().await;
+}
+
+async fn risk_limits_are_read_checked_and_enforced(backend: &str) {
+    let db = database(backend).await;
+    let server = start(&db).await;
+    let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
+    let carol = common::trader(&server, &admin, "carol").await;
+    let account = open_account(&carol).await;
+    let limits = format!("/api/v1/accounts/{account}/risk-limits");
+    let (status, current) = carol.get(&limits).await;
+    assert_eq!(status, StatusCode::OK, "{current}");
+    assert_eq!(current["max_order_notional"], Value::Null);
+    assert_eq!(current["max_leverage"], "1");
+
+    // Each bad value is refused naming its field, and nothing changes.
+    let good = json!({"max_order_notional": "500", "max_position": null, "daily_loss_limit": "1000",
+                      "allow_short": false, "max_leverage": "1", "fee_rate_estimate": "0.001"});
+    for (field, value) in [
+        ("max_order_notional", json!("0")),
+        ("max_position", json!("-1")),
+        ("max_leverage", json!("11")),
+        ("fee_rate_estimate", json!("0.5")),
+    ] {
+        let mut body = good.clone();
+        body[field] = value;
+        let (status, problem) = carol.call(reqwest::Method::PUT, &limits, Some(body)).await;
+        assert_eq!((status, problem["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some(field)), "{problem}");
+    }
+    let (status, problem) = carol.call(reqwest::Method::PUT, &limits, Some(json!({"max_order_notional": "5"}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a partial body is refused: {problem}");
+    assert_eq!(carol.get(&limits).await.1, current, "refusals changed nothing");
+
+    let (status, saved) = carol.call(reqwest::Method::PUT, &limits, Some(good.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(saved["max_order_notional"], "500");
+    // Enforced: an order worth more than 500 is refused with the reason.
+    quote_aapl(&server).await;
+    let (status, refused) = carol.post(&format!("/api/v1/accounts/{account}/orders"), market("big", "10")).await;
+    assert_eq!((status, refused["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("max_order_notional")));
+    // Someone else's account is not found; a viewer cannot change limits.
+    let admin_account = open_account(&admin).await;
+    let (status, _) = carol.get(&format!("/api/v1/accounts/{admin_account}/risk-limits")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Journaled: the limits survive a restart.
+    server.stop().await;
+    let server = start(&db).await;
+    let carol = User::sign_in(&server.base, "carol", "carol's long password").await;
+    assert_eq!(carol.get(&limits).await.1, saved);
+    let (_, audit) = admin_after_restart(&server).await.get("/api/v1/audit").await;
+    assert!(audit["entries"].as_array().unwrap().iter().any(|e| e["action"] == "risk_limits.account"), "{audit}");
+    server.stop().await;
+    db.remove().await;
+}
+
+async fn admin_after_restart(server: &Server) -> User {
+    User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await
+}
+
+async fn the_trading_channel_follows_kill_switches(backend: &str) {
+    let db = database(backend).await;
+    let server = start(&db).await;
+    let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
+    let carol = common::trader(&server, &admin, "carol").await;
+    let account = open_account(&carol).await;
+    let mut ws = ws_connect(&server.base, Some(&carol.token)).await;
+    // Market-data-only sockets may not have it.
+    let mut anonymous = ws_connect(&server.base, None).await;
+    ws_send(&mut anonymous, json!({"op": "subscribe", "channels": ["trading"]})).await;
+    assert_eq!(ws_next(&mut anonymous).await["code"], "unauthorized");
+
+    ws_send(&mut ws, json!({"op": "subscribe", "channels": ["trading"]})).await;
+    assert_eq!(ws_next(&mut ws).await["type"], "subscribed");
+    let snapshot = ws_next(&mut ws).await;
+    assert_eq!(snapshot["type"], "trading", "{snapshot}");
+    assert_eq!(snapshot["data"], json!({"global": "active", "accounts": [{"account": account, "state": "active"}]}));
+
+    let (status, _) = put(&admin, "/api/v1/kill-switch".into(), "halted").await;
+    assert_eq!(status, StatusCode::OK);
+    let halted = ws_until(&mut ws, |m| m["type"] == "trading").await.pop().unwrap();
+    assert_eq!(halted["data"]["global"], "halted", "{halted}");
+
+    let (status, _) = put(&carol, format!("/api/v1/accounts/{account}/kill-switch"), "reducing").await;
+    assert_eq!(status, StatusCode::OK);
+    let reducing =
+        ws_until(&mut ws, |m| m["type"] == "trading" && m["data"]["accounts"][0]["state"] == "reducing").await;
+    assert_eq!(reducing.last().unwrap()["data"]["global"], "halted");
+    // Another user's account switch never shows.
+    let admin_account = open_account(&admin).await;
+    let (status, _) = put(&admin, format!("/api/v1/accounts/{admin_account}/kill-switch"), "halted").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = put(&admin, "/api/v1/kill-switch".into(), "active").await;
+    assert_eq!(status, StatusCode::OK);
+    let back = ws_until(&mut ws, |m| m["type"] == "trading" && m["data"]["global"] == "active").await;
+    let last = back.last().unwrap();
+    assert_eq!(last["data"]["accounts"], json!([{"account": account, "state": "reducing"}]), "{last}");
+    server.stop().await;
+    db.remove().await;
+}
+
+async fn summary_has_pnl_and_free_cash_per_currency(backend: &str) {
+    let db = database(backend).await;
+    let server = start(&db).await;
+    let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
+    let account = open_account(&admin).await;
+    quote_aapl(&server).await;
+    let orders = format!("/api/v1/accounts/{account}/orders");
+    let (status, _) = admin.post(&orders, market("m1", "10")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // A resting buy holds cash back: 10 × 50 plus nothing for fees (no fee reserve by default).
+    let resting = json!({"client_order_id": "r1", "symbol": "AAPL", "side": "buy", "type": "limit", "price": "50", "quantity": "10"});
+    let (status, _) = admin.post(&orders, resting).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let summary = loop {
+        let (_, summary) = admin.get(&format!("/api/v1/accounts/{account}")).await;
+        if summary["positions"].as_array().is_some_and(|p| !p.is_empty()) {
+            break summary;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let usd = summary["pnl_by_currency"].as_array().unwrap().iter().find(|p| p["currency"] == "USD").unwrap().clone();
+    let position = &summary["positions"][0];
+    assert_eq!(summary["venue"], "paper");
+    assert_eq!(position["cost_basis"], "1001", "10 at the ask of 100.10: {summary}");
+    let money = |v: &Value| model::Money::parse(v.as_str().unwrap()).unwrap();
+    assert_eq!(money(&usd["total"]), money(&usd["realized"]) + money(&usd["unrealized"]) - money(&usd["fees"]));
+    assert_eq!(money(&usd["fees"]), money(&position["fees"]));
+    // The day started with the deposit; everything since is the day's P&L.
+    assert_eq!(usd["day_start_equity"], "100000");
+    let equity_usd =
+        summary["equity_by_currency"].as_array().unwrap().iter().find(|p| p[0] == "USD").unwrap()[1].clone();
+    assert_eq!(money(&usd["day"]), money(&equity_usd) - money(&usd["day_start_equity"]));
+    let cash = |list: &Value| money(&list.as_array().unwrap().iter().find(|p| p[0] == "USD").unwrap()[1]);
+    assert_eq!(cash(&summary["balances"]) - cash(&summary["free_cash"]), model::Money::from_int(500), "{summary}");
+    server.stop().await;
+    db.remove().await;
+}
+
+async fn strategies_and_fees_are_listed(backend: &str) {
+    let db = database(backend).await;
+    let server = start(&db).await;
+    let anyone = reqwest::Client::new();
+    let strategies: Value =
+        anyone.get(format!("{}/api/v1/strategies", server.base)).send().await.unwrap().json().await.unwrap();
+    let sma = strategies.as_array().unwrap().iter().find(|s| s["name"] == "sma-cross").unwrap();
+    let fast = sma["params"].as_array().unwrap().iter().find(|p| p["name"] == "fast").unwrap();
+    assert_eq!(
+        (fast["type"].as_str(), fast["default"].as_str(), fast["min"].as_str()),
+        (Some("int"), Some("10"), Some("1"))
+    );
+    let long_only = sma["params"].as_array().unwrap().iter().find(|p| p["name"] == "long-only").unwrap();
+    assert_eq!((long_only["type"].as_str(), &long_only["min"]), (Some("bool"), &Value::Null));
+    assert_eq!(strategies.as_array().unwrap().len(), engine::strategies::STRATEGIES.len());
+    let instruments: Value =
+        anyone.get(format!("{}/api/v1/instruments", server.base)).send().await.unwrap().json().await.unwrap();
+    for instrument in instruments.as_array().unwrap() {
+        assert_eq!(
+            (instrument["maker_fee"].as_str(), instrument["taker_fee"].as_str()),
+            (Some("0.001"), Some("0.001"))
+        );
+        assert!(instrument["tick_size"].is_string(), "{instrument}");
+    }
     server.stop().await;
     db.remove().await;
 }

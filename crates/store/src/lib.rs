@@ -197,6 +197,17 @@ where
     text.parse().map_err(|e: T::Err| StoreError::Corrupt { what, detail: format!("'{text}': {e}") })
 }
 
+/// An account's equity at one moment: in its base currency, and in each
+/// currency it holds (cash plus the positions quoted in it, unconverted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EquitySnapshot {
+    pub account: AccountId,
+    pub ts: Timestamp,
+    pub equity: Money,
+    /// Empty for snapshots taken before it was recorded.
+    pub by_currency: Vec<(Currency, Money)>,
+}
+
 /// Was this error a primary-key or unique violation?
 /// A fill as selected by [`FILL_COLUMNS`].
 pub(crate) type FillTuple = (i64, i64, i64, i64, String, String, String, String, String, i64);
@@ -684,16 +695,23 @@ impl Store {
 
     /// Records many accounts' equity at once, in one transaction (one sync
     /// for the whole round instead of one per account).
-    pub async fn save_equities(&self, ts: Timestamp, rows: &[(AccountId, Money)]) -> Result<(), StoreError> {
-        let rows: Vec<(AccountId, String)> = rows.iter().map(|(a, e)| (*a, e.to_string())).collect();
+    pub async fn save_equities(&self, ts: Timestamp, rows: &[EquitySnapshot]) -> Result<(), StoreError> {
+        let mut encoded: Vec<(AccountId, String, String)> = Vec::with_capacity(rows.len());
+        for row in rows {
+            let by_currency = json(&row.by_currency, "equity by currency")?;
+            encoded.push((row.account, row.equity.to_string(), by_currency));
+        }
         on_pool!(self, |pool| async {
             let mut tx = pool.begin().await?;
-            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                let mut q = QueryBuilder::new("INSERT INTO equity_snapshots (account_id, ts_ns, equity) ");
-                q.push_values(chunk, |mut b, (account, equity)| {
-                    b.push_bind(*account).push_bind(ns(ts)).push_bind(equity);
+            for chunk in encoded.chunks(ROWS_PER_STATEMENT) {
+                let mut q = QueryBuilder::new("INSERT INTO equity_snapshots (account_id, ts_ns, equity, by_currency) ");
+                q.push_values(chunk, |mut b, (account, equity, by_currency)| {
+                    b.push_bind(*account).push_bind(ns(ts)).push_bind(equity).push_bind(by_currency);
                 });
-                q.push(" ON CONFLICT (account_id, ts_ns) DO UPDATE SET equity = excluded.equity");
+                q.push(
+                    " ON CONFLICT (account_id, ts_ns) DO UPDATE SET equity = excluded.equity, \
+                     by_currency = excluded.by_currency",
+                );
                 q.build().execute(&mut *tx).await?;
             }
             tx.commit().await
@@ -708,14 +726,28 @@ impl Store {
         account: AccountId,
         from: Timestamp,
         to: Timestamp,
-    ) -> Result<Vec<(Timestamp, Money)>, StoreError> {
-        let sql = "SELECT ts_ns, equity FROM equity_snapshots WHERE account_id = $1 AND ts_ns >= $2 AND ts_ns < $3 \
-                   ORDER BY ts_ns";
-        let rows: Vec<(i64, String)> = on_pool!(self, |pool| {
+    ) -> Result<Vec<EquitySnapshot>, StoreError> {
+        let sql = "SELECT ts_ns, equity, by_currency FROM equity_snapshots \
+                   WHERE account_id = $1 AND ts_ns >= $2 AND ts_ns < $3 ORDER BY ts_ns";
+        let rows: Vec<(i64, String, Option<String>)> = on_pool!(self, |pool| {
             let rows = sqlx::query(sql).bind(account).bind(ns(from)).bind(ns(to)).fetch_all(pool).await?;
-            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, sqlx::Error>>()?
+            rows.iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
         });
-        rows.into_iter().map(|(ts, e)| Ok((Timestamp::from_nanos(ts), parse_text(&e, "equity")?))).collect()
+        rows.into_iter()
+            .map(|(ts, equity, by_currency)| {
+                Ok(EquitySnapshot {
+                    account,
+                    ts: Timestamp::from_nanos(ts),
+                    equity: parse_text(&equity, "equity")?,
+                    by_currency: match by_currency {
+                        Some(json) => parse_json(&json, "equity by currency")?,
+                        None => Vec::new(),
+                    },
+                })
+            })
+            .collect()
     }
 }
 

@@ -13,7 +13,7 @@ use model::{
     Quantity, Side, TimeInForce, Timestamp,
 };
 use store::testing::TestDatabase;
-use store::{Commit, GroupCommitter, OrderQuery, Store, StoreError, StoreOptions};
+use store::{Commit, EquitySnapshot, GroupCommitter, OrderQuery, Store, StoreError, StoreOptions};
 
 /// A fresh store of the named backend.
 struct TestDb {
@@ -290,14 +290,25 @@ async fn snapshots_and_equity_history(store: &Store) {
         store.save_equity(account, t(i as i64 * 86_400), Money::parse(e).unwrap()).await.unwrap();
     }
     let history = store.equity_history(account, t(0), t(2 * 86_400)).await.unwrap();
-    assert_eq!(history, vec![(t(0), Money::parse("10000").unwrap()), (t(86_400), Money::parse("10100.5").unwrap())]);
-    // Many accounts in one round, replacing what a moment already had.
+    let figures: Vec<(Timestamp, Money)> = history.iter().map(|p| (p.ts, p.equity)).collect();
+    assert_eq!(figures, vec![(t(0), Money::parse("10000").unwrap()), (t(86_400), Money::parse("10100.5").unwrap())]);
+    assert!(history.iter().all(|p| p.by_currency.is_empty()), "none recorded");
+    // Many accounts in one round, replacing what a moment already had, with
+    // the equity in each currency.
     let other = store.create_account("b", usd(), t(0)).await.unwrap();
-    let round = [(account, Money::parse("9000").unwrap()), (other, Money::parse("5").unwrap())];
+    let usdt = Currency::parse("USDT").unwrap();
+    let snapshot = |account, equity: &str, by_currency: Vec<(Currency, Money)>| EquitySnapshot {
+        account,
+        ts: t(86_400),
+        equity: Money::parse(equity).unwrap(),
+        by_currency,
+    };
+    let by_currency = vec![(usd(), Money::parse("9000").unwrap()), (usdt, Money::parse("1234.5").unwrap())];
+    let round = [snapshot(account, "9000", by_currency.clone()), snapshot(other, "5", vec![])];
     store.save_equities(t(86_400), &round).await.unwrap();
     store.save_equities(t(86_400), &[]).await.unwrap();
     let history = store.equity_history(account, t(86_400), t(86_401)).await.unwrap();
-    assert_eq!(history, vec![(t(86_400), Money::parse("9000").unwrap())]);
+    assert_eq!(history, vec![snapshot(account, "9000", by_currency)]);
     assert_eq!(store.equity_history(other, t(0), t(10 * 86_400)).await.unwrap().len(), 1);
 }
 

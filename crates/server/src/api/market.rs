@@ -16,15 +16,34 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(instruments)).routes(routes!(quotes)).routes(routes!(candles))
 }
 
+/// An instrument with the fees its venue charges.
+#[derive(Debug, Serialize, ToSchema)]
+struct InstrumentView {
+    #[serde(flatten)]
+    instrument: Instrument,
+    /// Fee on resting orders that fill later, a fraction of the notional.
+    maker_fee: model::Rate,
+    /// Fee on orders that fill at once.
+    taker_fee: model::Rate,
+}
+
 /// The instruments of the paper market.
 #[utoipa::path(
     get,
     path = "/api/v1/instruments",
     tag = "market",
-    responses((status = 200, description = "Every instrument.", body = Vec<Instrument>)),
+    responses((status = 200, description = "Every instrument.", body = Vec<InstrumentView>)),
 )]
-async fn instruments(State(state): State<AppState>) -> Json<Vec<Instrument>> {
-    Json(state.runtime.instruments().to_vec())
+async fn instruments(State(state): State<AppState>) -> Json<Vec<InstrumentView>> {
+    let fees = state.runtime.fill_config();
+    Json(
+        state
+            .runtime
+            .instruments()
+            .iter()
+            .map(|i| InstrumentView { instrument: i.clone(), maker_fee: fees.maker_fee, taker_fee: fees.taker_fee })
+            .collect(),
+    )
 }
 
 /// A quote with its instrument's symbol, for clients that key on symbols.

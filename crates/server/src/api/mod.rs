@@ -5,5 +5,6 @@ pub mod backtests;
 pub mod bots;
 pub mod market;
 pub mod risk;
+pub mod strategies;
 pub mod trading;
 pub mod ws;

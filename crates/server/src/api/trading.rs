@@ -103,7 +103,14 @@ struct AccountView {
     id: AccountId,
     name: String,
     base_currency: String,
+    /// Where its orders go: `paper` (the simulated market) for every
+    /// account today; a live venue's name once venues can be linked.
+    #[schema(example = "paper")]
+    venue: &'static str,
 }
+
+/// Every account trades on the paper market until live venues can be linked.
+const PAPER_VENUE: &str = "paper";
 
 /// Opens a paper account for the caller.
 #[utoipa::path(
@@ -137,7 +144,8 @@ async fn create_account(
         .open_paper_account(name, currency, cash, Some(caller.user_id))
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    let view = AccountView { id: handle.id, name: name.to_string(), base_currency: currency.to_string() };
+    let view =
+        AccountView { id: handle.id, name: name.to_string(), base_currency: currency.to_string(), venue: PAPER_VENUE };
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -154,7 +162,12 @@ async fn list_accounts(State(state): State<AppState>, caller: Caller) -> Result<
     let rows = state.runtime.store.owned_accounts(caller.user_id).await.map_err(|e| store_error(&e))?;
     Ok(Json(
         rows.into_iter()
-            .map(|r| AccountView { id: r.id, name: r.name, base_currency: r.base_currency.to_string() })
+            .map(|r| AccountView {
+                id: r.id,
+                name: r.name,
+                base_currency: r.base_currency.to_string(),
+                venue: PAPER_VENUE,
+            })
             .collect(),
     ))
 }
@@ -164,6 +177,8 @@ struct PositionView {
     symbol: String,
     instrument: InstrumentId,
     quantity: Quantity,
+    /// The signed notional paid for what is held.
+    cost_basis: Money,
     average_price: Option<Price>,
     mark: Option<Price>,
     market_value: Money,
@@ -186,6 +201,30 @@ struct Summary {
     open_orders: usize,
     trading_state: engine::TradingState,
     global_trading_state: engine::TradingState,
+    /// Cash per currency not committed to open buy orders (fees included)
+    /// or held against short positions.
+    free_cash: Vec<(String, Money)>,
+    /// Profit and loss per currency the account holds or trades in.
+    pnl_by_currency: Vec<CurrencyPnl>,
+    venue: &'static str,
+}
+
+/// P&L in one currency, from the positions quoted in it.
+#[derive(Debug, Serialize, ToSchema)]
+struct CurrencyPnl {
+    currency: String,
+    /// Realized P&L of those positions, before fees.
+    realized: Money,
+    /// At the latest marks.
+    unrealized: Money,
+    fees: Money,
+    /// realized + unrealized − fees.
+    total: Money,
+    /// Equity now less equity at the start of the UTC day, deposits and
+    /// withdrawals excluded; absent until a day has started with it recorded.
+    day: Option<Money>,
+    /// The equity the day started with (plus the day's deposits).
+    day_start_equity: Option<Money>,
 }
 
 /// Live figures from the account's engine: equity and positions at the latest marks.
@@ -224,6 +263,7 @@ fn summary_of(account: AccountId, s: &engine::AccountState) -> Summary {
                 symbol: b.instrument.symbol.clone(),
                 instrument: b.instrument.id,
                 quantity: b.position.quantity,
+                cost_basis: b.position.cost_basis,
                 average_price: b.position.average_price(b.instrument.multiplier),
                 mark: b.mark,
                 market_value: b.market_value(),
@@ -235,7 +275,38 @@ fn summary_of(account: AccountId, s: &engine::AccountState) -> Summary {
         open_orders: s.open_orders.len(),
         trading_state: s.account_state,
         global_trading_state: s.global_state,
+        free_cash: s.balances.keys().map(|c| (c.to_string(), s.free_cash(*c))).collect(),
+        pnl_by_currency: pnl_by_currency(s),
+        venue: PAPER_VENUE,
     }
+}
+
+fn pnl_by_currency(s: &engine::AccountState) -> Vec<CurrencyPnl> {
+    let mut currencies: std::collections::BTreeSet<model::Currency> = s.balances.keys().copied().collect();
+    currencies.extend(s.books.iter().map(|b| b.instrument.quote_currency));
+    currencies
+        .into_iter()
+        .map(|currency| {
+            let books = s.books.iter().filter(|b| b.instrument.quote_currency == currency);
+            let (mut realized, mut unrealized, mut fees) = (Money::ZERO, Money::ZERO, Money::ZERO);
+            for book in books {
+                realized += book.position.realized_pnl;
+                unrealized += book.unrealized_pnl();
+                fees += book.position.fees;
+            }
+            let day_start_equity =
+                s.day_start_by_currency.as_ref().map(|starts| starts.get(&currency).copied().unwrap_or_default());
+            CurrencyPnl {
+                currency: currency.to_string(),
+                realized,
+                unrealized,
+                fees,
+                total: realized + unrealized - fees,
+                day: s.day_pnl_in(currency),
+                day_start_equity,
+            }
+        })
+        .collect()
 }
 
 /// The account's positions as stored.
@@ -299,7 +370,12 @@ struct RangeQuery {
 #[derive(Debug, Serialize, ToSchema)]
 struct EquityPoint {
     time: model::Timestamp,
+    /// In the account's base currency.
     equity: Money,
+    /// `[currency, equity]` for every currency held: cash plus the
+    /// positions quoted in it, not converted (empty in points recorded
+    /// before it was).
+    by_currency: Vec<(String, Money)>,
 }
 
 /// Equity recorded once a minute, oldest first.
@@ -331,7 +407,15 @@ async fn equity_history(
     let from = time("from", &q.from, i64::MIN)?;
     let to = time("to", &q.to, i64::MAX)?;
     let rows = state.runtime.store.equity_history(account, from, to).await.map_err(|e| store_error(&e))?;
-    Ok(Json(rows.into_iter().map(|(time, equity)| EquityPoint { time, equity }).collect()))
+    Ok(Json(
+        rows.into_iter()
+            .map(|p| EquityPoint {
+                time: p.ts,
+                equity: p.equity,
+                by_currency: p.by_currency.into_iter().map(|(c, m)| (c.to_string(), m)).collect(),
+            })
+            .collect(),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -28,6 +28,9 @@
 //!   durable change wrote (`"snapshot":false`: the positions it touched; all
 //!   balances).
 //! - `bots` (`bot`): updates of the bots trading the caller's accounts.
+//! - `trading` (`trading`): the kill switches that apply to the caller, the
+//!   global one and each of their accounts' own, sent whole on subscribe and
+//!   after every change.
 //! - `account:ID` (`event`): the raw journal of one of the caller's accounts,
 //!   every event as stored.
 //!
@@ -67,7 +70,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use axum::routing::get;
-use model::account::Position;
+use model::account::{Position, SwitchScope, TradingState};
 use model::event::{Event, EventKind};
 use model::{Currency, Fill, InstrumentId, Money, Order, OrderId};
 use serde::{Deserialize, Serialize};
@@ -148,6 +151,19 @@ enum ClientMessage {
     Ping,
 }
 
+/// `data` of a `trading` message: the kill switches that apply to the caller.
+#[derive(Debug, Serialize)]
+struct TradingStates {
+    global: TradingState,
+    accounts: Vec<AccountTradingState>,
+}
+
+#[derive(Debug, Serialize)]
+struct AccountTradingState {
+    account: AccountId,
+    state: TradingState,
+}
+
 /// `data` of an `order` message.
 #[derive(Debug, Serialize)]
 struct OrderChange<'a> {
@@ -210,6 +226,11 @@ enum ServerMessage<'a> {
         seq: u64,
         data: &'a serde_json::Value,
     },
+    Trading {
+        channel: &'static str,
+        seq: u64,
+        data: TradingStates,
+    },
     Pong,
     Error {
         code: &'static str,
@@ -257,10 +278,11 @@ enum Scoped {
     Positions,
     Balances,
     Bots,
+    Trading,
 }
 
 impl Scoped {
-    const ALL: [Self; 5] = [Self::Orders, Self::Fills, Self::Positions, Self::Balances, Self::Bots];
+    const ALL: [Self; 6] = [Self::Orders, Self::Fills, Self::Positions, Self::Balances, Self::Bots, Self::Trading];
 
     const fn name(self) -> &'static str {
         match self {
@@ -269,6 +291,7 @@ impl Scoped {
             Self::Positions => "positions",
             Self::Balances => "balances",
             Self::Bots => "bots",
+            Self::Trading => "trading",
         }
     }
 }
@@ -308,6 +331,8 @@ struct Subscriptions {
     positions: Option<Cursors>,
     balances: Option<Cursors>,
     bots: bool,
+    /// `trading`: the kill-switch states last sent, per account of the caller.
+    trading: Option<BTreeMap<AccountId, TradingState>>,
 }
 
 impl Subscriptions {
@@ -323,6 +348,7 @@ impl Subscriptions {
             Scoped::Positions => self.positions.is_some(),
             Scoped::Balances => self.balances.is_some(),
             Scoped::Bots => self.bots,
+            Scoped::Trading => self.trading.is_some(),
         }
     }
 
@@ -436,6 +462,7 @@ impl Connection {
         let mut candles = runtime.subscribe_candles();
         let mut updates = runtime.subscribe_updates();
         let mut bots = runtime.subscribe_bot_updates();
+        let mut global = runtime.watch_global_state();
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.tick().await;
         let mut last_heard = Instant::now();
@@ -488,6 +515,14 @@ impl Connection {
                     }
                     Err(RecvError::Closed) => return Err(Closed),
                 },
+                changed = global.changed() => {
+                    if changed.is_err() {
+                        return Err(Closed);
+                    }
+                    if self.subs.trading.is_some() {
+                        self.send_trading().await?;
+                    }
+                }
                 _ = heartbeat.tick() => {
                     self.still_signed_in().await?;
                     if last_heard.elapsed() > HEARTBEAT * 3 {
@@ -630,6 +665,15 @@ impl Connection {
 
     async fn on_update(&mut self, update: &AccountUpdate) -> Result<(), Closed> {
         let account = update.account;
+        if let EventKind::TradingStateChanged { scope: SwitchScope::Account, state } = &update.event.kind
+            && self.subs.trading.is_some()
+            && self.is_mine(account).await
+        {
+            if let Some(states) = self.subs.trading.as_mut() {
+                states.insert(account, *state);
+            }
+            self.send_trading().await?;
+        }
         if let Some(&last) = self.subs.accounts.get(&account)
             && update.seq > last
         {
@@ -850,6 +894,16 @@ impl Connection {
         }
     }
 
+    /// Sends the kill-switch states as they stand (the whole picture: it is small).
+    async fn send_trading(&mut self) -> Result<(), Closed> {
+        let Some(states) = &self.subs.trading else { return Ok(()) };
+        let accounts = states.iter().map(|(&account, &state)| AccountTradingState { account, state }).collect();
+        let global = *self.state.runtime.watch_global_state().borrow();
+        self.seq += 1;
+        let data = TradingStates { global, accounts };
+        send(&mut self.socket, &ServerMessage::Trading { channel: "trading", seq: self.seq, data }).await
+    }
+
     async fn on_bot(&mut self, update: &BotUpdate) -> Result<(), Closed> {
         if !self.subs.bots || !self.is_mine(update.account).await {
             return Ok(());
@@ -897,6 +951,7 @@ impl Connection {
                     Scoped::Positions => self.subs.positions = None,
                     Scoped::Balances => self.subs.balances = None,
                     Scoped::Bots => self.subs.bots = false,
+                    Scoped::Trading => self.subs.trading = None,
                 }
             }
         }
@@ -946,7 +1001,7 @@ impl Connection {
             "unknown_channel",
             format!(
                 "unknown channel '{name}'; channels are quotes:SYMBOL, candles:SYMBOL:INTERVAL, orders, fills, \
-                 positions, balances, bots and account:ID"
+                 positions, balances, bots, trading and account:ID"
             ),
         ))
     }
@@ -989,6 +1044,7 @@ impl Connection {
         // Where each new journal stream starts, read before answering so a
         // store failure is an error rather than a silent gap.
         let follows = channels.iter().any(|(_, c)| matches!(c, Channel::Scoped(s) if *s != Scoped::Bots));
+
         let accounts = if follows {
             match self.my_accounts().await {
                 Ok(accounts) => accounts,
@@ -1072,6 +1128,18 @@ impl Connection {
                     }
                 }
                 Channel::Scoped(Scoped::Bots) => self.subs.bots = true,
+                Channel::Scoped(Scoped::Trading) => {
+                    let mut states = BTreeMap::new();
+                    for &account in &accounts {
+                        if let Some(handle) = self.state.runtime.account(account).await
+                            && let Ok(state) = handle.read_live(|s| s.account_state).await
+                        {
+                            states.insert(account, state);
+                        }
+                    }
+                    self.subs.trading = Some(states);
+                    self.send_trading().await?;
+                }
             }
         }
         Ok(())
