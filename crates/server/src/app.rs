@@ -23,6 +23,11 @@ pub struct AppState {
     pub bots: Arc<crate::bots::Bots>,
     /// Sessions and tokens already resolved (see `auth`).
     pub credentials: Arc<crate::auth::CredentialCache>,
+    /// Backtests running on this server, with their progress.
+    pub backtest_runs: Arc<crate::api::backtests::BacktestRuns>,
+    /// Set when the server is stopping: WebSockets close (1001) so clients
+    /// reconnect elsewhere at once instead of holding the shutdown up.
+    pub closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -31,7 +36,15 @@ impl AppState {
         let limits =
             crate::limits::Limits::new(config.rate_limit.per_ip_per_minute, config.rate_limit.per_token_per_minute);
         let bots = Arc::new(crate::bots::Bots::new(Arc::clone(&runtime)));
-        Self { runtime, config, limits: Arc::new(limits), bots, credentials: Arc::default() }
+        Self {
+            runtime,
+            config,
+            limits: Arc::new(limits),
+            bots,
+            credentials: Arc::default(),
+            backtest_runs: Arc::default(),
+            closing: Arc::new(tokio::sync::watch::channel(false).0),
+        }
     }
 }
 
@@ -53,6 +66,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(crate::api::backtests::routes())
         .merge(crate::api::bots::routes())
         .merge(crate::api::strategies::routes())
+        .merge(crate::api::admin::routes())
         .merge(crate::routes::auth::routes())
 }
 

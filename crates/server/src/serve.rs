@@ -153,8 +153,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     println!("tradecore is listening on http://{local}");
     let router = app(started.state.clone());
     let (signal_tx, signal_rx) = watch::channel(false);
+    let closing = Arc::clone(&started.state.closing);
     tokio::spawn(async move {
         shutdown_signal().await;
+        closing.send_replace(true);
         let _ = signal_tx.send(true);
     });
     let mut graceful = signal_rx.clone();

@@ -487,10 +487,25 @@ async fn admins_manage_users_and_others_cannot(backend: &str) {
     let short = admin.post("/api/v1/users", json!({ "username": "sam", "password": "short", "role": "viewer" }));
     assert_eq!(problem(&short.await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")["field"], "password");
 
+    // An invitation: no password given, a one-time one generated and shown once.
+    let invited = admin.post("/api/v1/users", json!({ "username": "ivan", "role": "viewer" })).await;
+    assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.body);
+    let one_time = invited.body["one_time_password"].as_str().unwrap().to_string();
+    assert_eq!((one_time.len(), invited.body["password_change_required"].as_bool()), (32, Some(true)));
+    let ivan = app.signed_in("ivan", &one_time).await;
+    assert_eq!(ivan.get("/api/v1/auth/me").await.body["user"]["role"], "viewer");
+    let listed = admin.get("/api/v1/users").await;
+    assert!(!listed.body.to_string().contains(&one_time), "never shown again");
+    let chosen =
+        admin.post("/api/v1/users", json!({ "username": "jo", "password": "jo's long password", "role": "viewer" }));
+    assert!(chosen.await.body.get("one_time_password").is_none(), "only generated passwords are returned");
+
     // Non-admins get 403 on everything here.
     let tina = app.signed_in("tina", "trader password 1").await;
     problem(&tina.get("/api/v1/users").await, StatusCode::FORBIDDEN, "forbidden");
     problem(&tina.get("/api/v1/audit").await, StatusCode::FORBIDDEN, "forbidden");
+    problem(&tina.get("/api/v1/admin/accounts").await, StatusCode::FORBIDDEN, "forbidden");
+    problem(&tina.get("/api/v1/admin/health").await, StatusCode::FORBIDDEN, "forbidden");
     let create = tina.post("/api/v1/users", json!({ "username": "x", "password": "long enough pw", "role": "admin" }));
     problem(&create.await, StatusCode::FORBIDDEN, "forbidden");
     let promote =
@@ -581,7 +596,7 @@ async fn malformed_input_is_refused_and_writes_nothing(backend: &str) {
             json!({ "username": "x", "password": "long enough pw", "role": "viewer", "admin": true }),
             "admin",
         ),
-        ("missing field", "/api/v1/users", json!({ "username": "x", "role": "viewer" }), "password"),
+        ("missing field", "/api/v1/users", json!({ "username": "x", "password": "long enough pw" }), "role"),
         ("wrong type", "/api/v1/users", json!({ "username": "x", "password": "long enough pw", "role": 5 }), "role"),
         (
             "unknown role",

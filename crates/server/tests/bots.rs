@@ -209,6 +209,14 @@ async fn a_bot_trades_on_closed_candles_and_reports_its_pnl(backend: &str) {
     assert_eq!(money(&pnl["fees"]), fees);
     assert_eq!(money(&pnl["realized"]), Money::ZERO, "nothing sold");
     assert_eq!(money(&pnl["net"]), money(&pnl["realized"]) + money(&pnl["unrealized"]) - money(&pnl["fees"]));
+    // Its fills, oldest first: the account's, with their journal seq.
+    let (status, bot_fills) = admin.get(&format!("/api/v1/bots/{id}/fills")).await;
+    assert_eq!(status, StatusCode::OK, "{bot_fills}");
+    let bot_fills = bot_fills.as_array().unwrap();
+    assert_eq!(bot_fills.len(), 2);
+    assert!(bot_fills[0]["seq"].as_u64() < bot_fills[1]["seq"].as_u64(), "{bot_fills:?}");
+    let account_fills: Vec<&Value> = fills["items"].as_array().unwrap().iter().rev().collect();
+    assert_eq!(bot_fills.iter().collect::<Vec<_>>(), account_fills, "the same fills as the account's");
     let spent: Money = orders.iter().map(|o| money(&o["filled_notional"])).fold(Money::ZERO, |a, b| a + b);
     assert!(spent <= Money::from_int(2_000) && spent > Money::from_int(1_500), "two buys of at most 1,000: {spent}");
 

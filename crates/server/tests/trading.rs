@@ -30,6 +30,7 @@ both_backends!(
     the_trading_channel_follows_kill_switches,
     summary_has_pnl_and_free_cash_per_currency,
     strategies_and_fees_are_listed,
+    admins_see_every_account_and_the_health,
 );
 
 /// The account's live equity, as the summary reports it.
@@ -913,8 +914,9 @@ async fn summary_has_pnl_and_free_cash_per_currency(backend: &str) {
     let account = open_account(&admin).await;
     quote_aapl(&server).await;
     let orders = format!("/api/v1/accounts/{account}/orders");
-    let (status, _) = admin.post(&orders, market("m1", "10")).await;
+    let (status, bought) = admin.post(&orders, market("m1", "10")).await;
     assert_eq!(status, StatusCode::CREATED);
+    let bought = bought["id"].as_u64().unwrap();
     // A resting buy holds cash back: 10 × 50 plus nothing for fees (no fee reserve by default).
     let resting = json!({"client_order_id": "r1", "symbol": "AAPL", "side": "buy", "type": "limit", "price": "50", "quantity": "10"});
     let (status, _) = admin.post(&orders, resting).await;
@@ -929,7 +931,8 @@ async fn summary_has_pnl_and_free_cash_per_currency(backend: &str) {
     let usd = summary["pnl_by_currency"].as_array().unwrap().iter().find(|p| p["currency"] == "USD").unwrap().clone();
     let position = &summary["positions"][0];
     assert_eq!(summary["venue"], "paper");
-    assert_eq!(position["cost_basis"], "1001", "10 at the ask of 100.10: {summary}");
+    let (_, order) = admin.get(&format!("{orders}/{bought}")).await;
+    assert_eq!(position["cost_basis"], order["filled_notional"], "the cost basis is what the fill cost: {summary}");
     let money = |v: &Value| model::Money::parse(v.as_str().unwrap()).unwrap();
     assert_eq!(money(&usd["total"]), money(&usd["realized"]) + money(&usd["unrealized"]) - money(&usd["fees"]));
     assert_eq!(money(&usd["fees"]), money(&position["fees"]));
@@ -968,6 +971,42 @@ async fn strategies_and_fees_are_listed(backend: &str) {
         );
         assert!(instrument["tick_size"].is_string(), "{instrument}");
     }
+    server.stop().await;
+    db.remove().await;
+}
+
+async fn admins_see_every_account_and_the_health(backend: &str) {
+    let db = database(backend).await;
+    let server = start(&db).await;
+    let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
+    let carol = common::trader(&server, &admin, "carol").await;
+    let account = open_account(&carol).await;
+    let (status, _) = put(&carol, format!("/api/v1/accounts/{account}/kill-switch"), "reducing").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, accounts) = admin.get("/api/v1/admin/accounts").await;
+    assert_eq!(status, StatusCode::OK, "{accounts}");
+    let row = accounts.as_array().unwrap().iter().find(|a| a["id"] == json!(account)).unwrap();
+    assert_eq!(row["owner"]["username"], "carol", "{row}");
+    assert_eq!((row["trading_state"].as_str(), row["venue"].as_str()), (Some("reducing"), Some("paper")));
+    let (status, _) = carol.get("/api/v1/admin/accounts").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    quote_aapl(&server).await;
+    let (status, _) = carol.post(&format!("/api/v1/accounts/{account}/orders"), market("h1", "1")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "close-only refuses a buy");
+    let (status, health) = admin.get("/api/v1/admin/health").await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    assert_eq!(health["database"]["backend"], backend);
+    assert_eq!(
+        (health["database"]["reachable"].as_bool(), health["database"]["migrations_pending"].as_u64()),
+        (Some(true), Some(0))
+    );
+    assert!(health["journal"]["commits"].as_u64().unwrap() > 0, "{health}");
+    assert_eq!(health["journal"]["failed_batches"], 0);
+    let aapl = health["feed"].as_array().unwrap().iter().find(|f| f["symbol"] == "AAPL").unwrap();
+    assert_eq!(aapl["status"], "live", "{aapl}");
+    assert_eq!(health["work"]["accounts_running"], 1);
+    assert_eq!(health["global_trading_state"], "active");
     server.stop().await;
     db.remove().await;
 }

@@ -31,6 +31,8 @@ pub struct CommitStats {
     pub failed_batches: AtomicU64,
     /// Total time spent writing, in microseconds.
     pub write_micros: AtomicU64,
+    /// How long the latest batch took to write, in microseconds.
+    pub last_write_micros: AtomicU64,
 }
 
 /// A handle to the writer task. Cloning is cheap; when every handle is
@@ -94,6 +96,12 @@ impl GroupCommitter {
         Ok(answer)
     }
 
+    /// Commits waiting for a writer, across every writer's queue.
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.tx.iter().map(|tx| tx.max_capacity() - tx.capacity()).sum()
+    }
+
     #[must_use]
     pub fn stats(&self) -> &CommitStats {
         &self.stats
@@ -128,6 +136,9 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Pending>, max_batch: usize, st
         stats
             .write_micros
             .fetch_add(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        stats
+            .last_write_micros
+            .store(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
         stats.batches.fetch_add(1, Ordering::Relaxed);
         let event_count: usize = commits.iter().map(|c| c.events.len()).sum();
         match result {

@@ -29,6 +29,66 @@ use crate::error::{ApiError, Json, Path};
 /// Backtests that may run at once; more wait their turn.
 const CONCURRENT_RUNS: usize = 2;
 
+/// How far each backtest of this server has got, while it runs. Another
+/// instance's runs are not here: their view has no progress.
+#[derive(Debug, Default)]
+pub struct BacktestRuns {
+    runs: std::sync::Mutex<std::collections::HashMap<i64, Arc<RunProgress>>>,
+}
+
+#[derive(Debug)]
+struct RunProgress {
+    bars: usize,
+    done: std::sync::atomic::AtomicUsize,
+    started: std::sync::atomic::AtomicBool,
+}
+
+impl BacktestRuns {
+    fn add(&self, id: i64, bars: usize) -> Arc<RunProgress> {
+        let progress = Arc::new(RunProgress {
+            bars,
+            done: std::sync::atomic::AtomicUsize::new(0),
+            started: std::sync::atomic::AtomicBool::new(false),
+        });
+        if let Ok(mut runs) = self.runs.lock() {
+            runs.insert(id, Arc::clone(&progress));
+        }
+        progress
+    }
+
+    fn remove(&self, id: i64) {
+        if let Ok(mut runs) = self.runs.lock() {
+            runs.remove(&id);
+        }
+    }
+
+    /// Backtests running and waiting for a slot.
+    pub fn counts(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Ok(runs) = self.runs.lock() else { return (0, 0) };
+        let running = runs.values().filter(|r| r.started.load(Relaxed)).count();
+        (running, runs.len() - running)
+    }
+
+    fn get(&self, id: i64) -> Option<Progress> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let runs = self.runs.lock().ok()?;
+        let run = runs.get(&id)?;
+        Some(Progress { bars: run.bars, done: run.done.load(Relaxed), queued: !run.started.load(Relaxed) })
+    }
+}
+
+/// How far a running backtest has got.
+#[derive(Debug, Serialize, ToSchema)]
+struct Progress {
+    /// Bars in the run.
+    bars: usize,
+    /// Bars processed so far.
+    done: usize,
+    /// Waiting for a free slot (at most two run at once).
+    queued: bool,
+}
+
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(submit, list)).routes(routes!(fetch)).routes(routes!(html))
 }
@@ -143,9 +203,12 @@ async fn submit(
     let id =
         store.create_backtest(caller.user_id, &body, state.runtime.now()).await.map_err(|e| ApiError::internal(&e))?;
     let runtime = Arc::clone(&state.runtime);
+    let runs = Arc::clone(&state.backtest_runs);
+    let progress = runs.add(id, bars.len());
     tokio::spawn(async move {
         static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_RUNS);
         let _slot = SLOTS.acquire().await;
+        progress.started.store(true, std::sync::atomic::Ordering::Relaxed);
         let name = info.name;
         let outcome = tokio::task::spawn_blocking(move || {
             let mut strategy = info.build_with(&params).map_err(|e| e.to_string())?;
@@ -155,7 +218,7 @@ async fn submit(
                 (name, strategy.as_mut(), &params),
                 &config,
                 &options,
-                &mut |_| {},
+                &mut |done| progress.done.store(done, std::sync::atomic::Ordering::Relaxed),
             )
             .map_err(|e| e.to_string())?;
             serde_json::to_string(&report).map_err(|e| e.to_string())
@@ -166,6 +229,7 @@ async fn submit(
         if let Err(e) = finished {
             tracing::error!(backtest = id, error = %e, "backtest outcome not saved");
         }
+        runs.remove(id);
     });
     Ok((StatusCode::ACCEPTED, Json(Accepted { id, status: "running" })).into_response())
 }
@@ -229,10 +293,15 @@ struct BacktestView {
     error: Option<String>,
     created: Timestamp,
     finished: Option<Timestamp>,
+    /// While running on this server: how far it has got.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    progress: Option<Progress>,
 }
 
-fn view(row: store::backtests::BacktestRow) -> BacktestView {
+fn view(state: &AppState, row: store::backtests::BacktestRow) -> BacktestView {
+    let progress = if row.status == "running" { state.backtest_runs.get(row.id) } else { None };
     BacktestView {
+        progress,
         id: row.id,
         status: row.status,
         request: serde_json::from_str(&row.request).unwrap_or(serde_json::Value::Null),
@@ -255,7 +324,7 @@ fn view(row: store::backtests::BacktestRow) -> BacktestView {
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<BacktestView>>, ApiError> {
     caller.require_scope(Scope::Read)?;
     let rows = state.runtime.store.backtests(caller.user_id, 200).await.map_err(|e| ApiError::internal(&e))?;
-    Ok(Json(rows.into_iter().map(view).collect()))
+    Ok(Json(rows.into_iter().map(|r| view(&state, r)).collect()))
 }
 
 /// One backtest, with its report when done.
@@ -275,7 +344,7 @@ async fn fetch(
 ) -> Result<Json<BacktestView>, ApiError> {
     caller.require_scope(Scope::Read)?;
     let row = state.runtime.store.backtest(caller.user_id, id).await.map_err(|e| ApiError::internal(&e))?;
-    row.map(|r| Json(view(r))).ok_or_else(|| ApiError::not_found("backtest"))
+    row.map(|r| Json(view(&state, r))).ok_or_else(|| ApiError::not_found("backtest"))
 }
 
 /// The self-contained HTML report of a finished backtest.
@@ -302,4 +371,27 @@ async fn html(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>
     let report: backtest::report::Report = serde_json::from_str(&report).map_err(|e| ApiError::internal(&e))?;
     let page = backtest::html::render(&report);
     Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    #[test]
+    fn runs_report_progress_until_removed() {
+        let runs = BacktestRuns::default();
+        let first = runs.add(1, 1_000);
+        let _second = runs.add(2, 50);
+        assert_eq!(runs.counts(), (0, 2), "both wait for a slot");
+        first.started.store(true, Relaxed);
+        first.done.store(400, Relaxed);
+        let progress = runs.get(1).unwrap();
+        assert_eq!((progress.bars, progress.done, progress.queued), (1_000, 400, false));
+        assert!(runs.get(2).unwrap().queued);
+        assert_eq!(runs.counts(), (1, 1));
+        runs.remove(1);
+        assert!(runs.get(1).is_none(), "finished runs have no progress");
+        assert_eq!(runs.counts(), (0, 1));
+    }
 }

@@ -21,7 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::backtests::ParamInput;
-use crate::api::trading::{OrderListQuery, Page, order_page, owned};
+use crate::api::trading::{FillView, OrderListQuery, Page, order_page, owned};
 use crate::app::AppState;
 use crate::auth::{Caller, ClientMeta, Scope};
 use crate::bots::{BotActivity, BotError, BotPnl};
@@ -33,6 +33,8 @@ pub const MAX_BOTS_PER_USER: u64 = 100;
 pub const MAX_WARMUP_BARS: u32 = 10_000;
 const DEFAULT_WARMUP_BARS: u32 = 100;
 const DEFAULT_SIZING: &str = "percent=10";
+/// The most fills `GET /bots/{id}/fills` answers (the newest).
+const MAX_BOT_FILLS: usize = 5_000;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -41,6 +43,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(start))
         .routes(routes!(stop))
         .routes(routes!(orders))
+        .routes(routes!(fills))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -386,4 +389,34 @@ async fn orders(
         .await
         .ok_or_else(|| ApiError::unavailable("the bot's account is not running; try again shortly"))?;
     order_page(&state, &handle, &q, Some(row.order_prefix())).await
+}
+
+/// List a bot's fills (at most the newest 5,000).
+#[utoipa::path(
+    get,
+    path = "/api/v1/bots/{bot}/fills",
+    tag = "bots",
+    operation_id = "list_bot_fills",
+    security(("token" = ["read"]), ("session" = [])),
+    params(("bot" = i64, Path, description = "The bot's id.")),
+    responses(
+        (status = 200, description = "The bot's fills, oldest first, each with its journal `seq`.", body = Vec<FillView>),
+        (status = 404, description = "- `not_found`: no such bot, or not the caller's."),
+    ),
+)]
+async fn fills(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<BotId>,
+) -> Result<Json<Vec<FillView>>, ApiError> {
+    caller.require_scope(Scope::Read)?;
+    let row = owned_bot(&state, &caller, id).await?;
+    let fills = state
+        .runtime
+        .store
+        .fills_with_client_prefix(row.account_id, &row.order_prefix())
+        .await
+        .map_err(|e| store_error(&e))?;
+    let skip = fills.len().saturating_sub(MAX_BOT_FILLS);
+    Ok(Json(fills.into_iter().skip(skip).map(|(seq, fill)| FillView { seq, fill }).collect()))
 }

@@ -1,6 +1,7 @@
 //! REST endpoints for market data and trading (authentication lives in
 //! `crate::routes`).
 
+pub mod admin;
 pub mod backtests;
 pub mod bots;
 pub mod market;

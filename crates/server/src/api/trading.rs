@@ -786,11 +786,11 @@ struct FillQuery {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-struct FillView {
+pub(crate) struct FillView {
     /// The fill's position in the account's journal.
-    seq: u64,
+    pub(crate) seq: u64,
     #[serde(flatten)]
-    fill: model::Fill,
+    pub(crate) fill: model::Fill,
 }
 
 /// The account's fills, newest first, a page at a time.

@@ -463,6 +463,7 @@ impl Connection {
         let mut updates = runtime.subscribe_updates();
         let mut bots = runtime.subscribe_bot_updates();
         let mut global = runtime.watch_global_state();
+        let mut closing = self.state.closing.subscribe();
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.tick().await;
         let mut last_heard = Instant::now();
@@ -515,6 +516,13 @@ impl Connection {
                     }
                     Err(RecvError::Closed) => return Err(Closed),
                 },
+                changed = closing.changed() => {
+                    let stopping = changed.is_err() || *closing.borrow();
+                    if stopping {
+                        close(&mut self.socket, 1001, "server shutting down; reconnect").await;
+                        return Err(Closed);
+                    }
+                }
                 changed = global.changed() => {
                     if changed.is_err() {
                         return Err(Closed);

@@ -52,13 +52,25 @@ struct CreateUser {
     #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     username: String,
     /// At least 12 characters; the user must change it at first sign-in.
+    /// Leave it out to have a one-time password generated (an invitation).
     #[schema(min_length = 12)]
-    password: String,
+    password: Option<String>,
     role: Role,
 }
 
-/// Creates a user with a password the admin chose; the user is asked to
-/// change it (the admin knows it).
+/// The new user, with the generated one-time password when none was given.
+#[derive(Debug, Serialize, ToSchema)]
+struct CreatedUser {
+    #[serde(flatten)]
+    user: UserView,
+    /// Shown only here: hand it to the user, who must replace it at first sign-in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    one_time_password: Option<String>,
+}
+
+/// Creates a user with a password the admin chose, or invites one with a
+/// generated one-time password; either way the user must change it at
+/// first sign-in (the admin knows it).
 #[utoipa::path(
     post,
     path = "/api/v1/users",
@@ -67,7 +79,7 @@ struct CreateUser {
     security(("token" = ["admin"]), ("session" = [], "csrf" = [])),
     request_body = CreateUser,
     responses(
-        (status = 201, description = "The new user.", body = UserView),
+        (status = 201, description = "The new user (with `one_time_password` when it was generated).", body = CreatedUser),
         (status = 403, description = "- `forbidden`: not an admin."),
         (status = 409, description = "- `username_taken`: that user name is taken."),
     ),
@@ -77,13 +89,23 @@ async fn create(
     caller: Caller,
     client: ClientMeta,
     BodyJson(body): BodyJson<CreateUser>,
-) -> Result<(StatusCode, Json<UserView>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedUser>), ApiError> {
     caller.require_admin()?;
     auth::check_username(&body.username)?;
-    auth::check_new_password("password", &body.password)?;
-    let hash = auth::hash_password_async(body.password).await?;
-    let entry = audit(&state, Some(caller.user_id), "user.create", &client)
-        .detail(serde_json::json!({ "username": body.username, "role": body.role }));
+    let (password, generated) = match body.password {
+        Some(password) => {
+            auth::check_new_password("password", &password)?;
+            (password, false)
+        }
+        // 128 random bits as 32 hex digits: long enough, and easy to pass on.
+        None => (auth::random_hex(16)?, true),
+    };
+    let hash = auth::hash_password_async(password.clone()).await?;
+    let entry = audit(&state, Some(caller.user_id), "user.create", &client).detail(serde_json::json!({
+        "username": body.username,
+        "role": body.role,
+        "generated_password": generated,
+    }));
     let new = NewUser {
         username: &body.username,
         password_hash: &hash,
@@ -92,7 +114,10 @@ async fn create(
         created: state.runtime.now(),
     };
     match state.runtime.store.create_user(&new, &entry).await.map_err(AuthError::from)? {
-        Some(user) => Ok((StatusCode::CREATED, Json(UserView::from(&user)))),
+        Some(user) => Ok((
+            StatusCode::CREATED,
+            Json(CreatedUser { user: UserView::from(&user), one_time_password: generated.then_some(password) }),
+        )),
         None => Err(ApiError::conflict("username_taken", "that user name is taken").with_field("username")),
     }
 }

@@ -57,8 +57,8 @@ impl Server {
     }
 }
 
-/// A signed-in client using a bearer token with read and trade scopes
-/// (and admin, for the admin).
+/// A signed-in client using a bearer token with every scope the user's
+/// role allows.
 pub struct User {
     pub http: Client,
     pub base: String,
@@ -75,8 +75,14 @@ impl User {
             .await
             .unwrap();
         assert_eq!(login.status(), StatusCode::OK, "login as {username}: {}", login.text().await.unwrap_or_default());
-        let csrf = login.json::<Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_string();
-        let scopes = if username == "admin" { json!(["read", "trade", "admin"]) } else { json!(["read", "trade"]) };
+        let login = login.json::<Value>().await.unwrap();
+        let csrf = login["csrf_token"].as_str().unwrap().to_string();
+        // Every scope the user's role allows.
+        let scopes = match login["user"]["role"].as_str() {
+            Some("admin") => json!(["read", "trade", "admin"]),
+            Some("viewer") => json!(["read"]),
+            _ => json!(["read", "trade"]),
+        };
         let token = http
             .post(format!("{base}/api/v1/tokens"))
             .header("X-CSRF-Token", &csrf)
