@@ -86,7 +86,7 @@ pub fn render(report: &Report) -> String {
 
 /// Appends `text` with the HTML special characters escaped; safe in element
 /// content and in quoted attribute values.
-fn escape_into(out: &mut String, text: &str) {
+pub fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),

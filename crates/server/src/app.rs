@@ -85,16 +85,32 @@ pub fn app(state: AppState) -> Router {
         // Documented in `crate::openapi` (not REST, or not served by a handler of ours).
         .merge(crate::api::ws::routes())
         .merge(crate::openapi::docs_routes())
+        .merge(crate::dashboard::routes())
         .fallback(not_found)
         .layer(axum::Extension(document))
         // Oversized bodies are refused before a handler reads them (413).
         .layer(axum::extract::DefaultBodyLimit::max(state.config.server.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::limits::enforce))
+        // Added after the limiter: a page's cached files are not requests worth counting.
+        .merge(crate::dashboard::asset_routes())
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("route")
+/// Unknown paths: a page for browsers, problem+json for everything else
+/// (and always under `/api/`).
+async fn not_found(
+    State(state): State<AppState>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    let wants_html = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if wants_html && !uri.path().starts_with("/api/") {
+        return crate::dashboard::not_found_page(&state, None, "auto");
+    }
+    ApiError::not_found("route").into_response()
 }
 
 /// Liveness: the process answers.

@@ -184,7 +184,9 @@ pub fn random_hex(bytes: usize) -> Result<String, AuthError> {
     Ok(to_hex(&buf))
 }
 
-fn to_hex(bytes: &[u8]) -> String {
+/// `bytes` as lowercase hex.
+#[must_use]
+pub fn to_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {

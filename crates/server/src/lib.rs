@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod bots;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod feed;
 pub mod limits;

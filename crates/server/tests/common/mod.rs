@@ -2,6 +2,8 @@
 //! real SQLite or PostgreSQL database, and signed-in HTTP clients.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use server::serve::{self, Started};
@@ -65,17 +67,23 @@ pub struct User {
     pub token: String,
 }
 
+/// Signs `http` (a client that keeps cookies) in with a session; returns
+/// the sign-in answer (the user and the session's CSRF token).
+pub async fn session(http: &Client, base: &str, username: &str, password: &str) -> Value {
+    let login = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::OK, "login as {username}: {}", login.text().await.unwrap_or_default());
+    login.json::<Value>().await.unwrap()
+}
+
 impl User {
     pub async fn sign_in(base: &str, username: &str, password: &str) -> Self {
         let http = Client::builder().cookie_store(true).build().unwrap();
-        let login = http
-            .post(format!("{base}/api/v1/auth/login"))
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(login.status(), StatusCode::OK, "login as {username}: {}", login.text().await.unwrap_or_default());
-        let login = login.json::<Value>().await.unwrap();
+        let login = session(&http, base, username, password).await;
         let csrf = login["csrf_token"].as_str().unwrap().to_string();
         // Every scope the user's role allows.
         let scopes = match login["user"]["role"].as_str() {

@@ -1,0 +1,595 @@
+//! The dashboard end to end: a real server on a real port, a real headless
+//! Chromium (Debian's `chromium` and `chromium-driver`) clicking and typing
+//! through the pages as a person would, and every check made on what the
+//! page shows (and, where it matters, what the API then holds).
+//!
+//! Set `TRADECORE_SCREENSHOTS=DIR` to keep screenshots of the main pages
+//! (`./scripts/screenshots` refreshes `docs/screenshots/` with them).
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::browser::Browser;
+use common::{ADMIN_PASSWORD, Server, User, open_account};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use store::testing::TestDatabase;
+
+/// A started server with a signed-in admin client for set-up through the API.
+struct Setup {
+    db: TestDatabase,
+    server: Server,
+    admin: User,
+}
+
+impl Setup {
+    async fn new(label: &str) -> Self {
+        let db = TestDatabase::create("sqlite", label).await;
+        let server = common::start(&db).await;
+        let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
+        Self { db, server, admin }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.base)
+    }
+
+    /// A trader who has chosen their password (so pages do not ask for a
+    /// new one first), with a paper account: (API client, account id).
+    async fn trader(&self, name: &str) -> (User, i64) {
+        let first = format!("{name}'s first password");
+        let (status, body) =
+            self.admin.post("/api/v1/users", json!({"username": name, "password": first, "role": "trader"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
+        let login = common::session(&http, &self.server.base, name, &first).await;
+        let changed = http
+            .post(self.url("/api/v1/auth/password"))
+            .header("X-CSRF-Token", login["csrf_token"].as_str().unwrap())
+            .json(&json!({"current_password": first, "new_password": password_of(name)}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(changed.status(), StatusCode::NO_CONTENT);
+        let user = User::sign_in(&self.server.base, name, &password_of(name)).await;
+        let account = open_account(&user).await;
+        (user, account)
+    }
+
+    async fn finish(self) {
+        self.server.stop().await;
+        self.db.remove().await;
+    }
+}
+
+fn password_of(name: &str) -> String {
+    format!("{name}'s long password")
+}
+
+/// Signs in through the sign-in page and waits for the first page.
+async fn sign_in(browser: &Browser, setup: &Setup, username: &str, password: &str) {
+    browser.goto(&setup.url("/login")).await;
+    browser.fill("#username", username).await;
+    browser.fill("#password", password).await;
+    browser.click("#login-form button[type=submit]").await;
+    browser.wait_js("sign-in to finish", "document.body.dataset.page && document.body.dataset.page !== 'login'").await;
+}
+
+/// Fails the test if the page logged a script error, a failed asset or a CSP violation.
+async fn assert_clean(browser: &Browser, page: &str) {
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "{page} logged errors: {errors:?}");
+}
+
+/// Saves a screenshot under `TRADECORE_SCREENSHOTS` when it is set.
+async fn keep_screenshot(browser: &Browser, name: &str) {
+    if let Ok(dir) = std::env::var("TRADECORE_SCREENSHOTS") {
+        browser.screenshot(&PathBuf::from(dir).join(format!("{name}.png"))).await;
+    }
+}
+
+async fn api_order(user: &User, account: i64, body: Value) -> Value {
+    let (status, order) = user.post(&format!("/api/v1/accounts/{account}/orders"), body).await;
+    assert!(status.is_success(), "{status} {order}");
+    order
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_open_an_account_and_sign_out() {
+    let setup = Setup::new("e2e-signin").await;
+    let browser = Browser::start("sign_in_open_an_account_and_sign_out").await;
+
+    // Not signed in: sent to the sign-in page, which remembers where to go.
+    browser.goto(&setup.url("/orders")).await;
+    browser.find("#login-form").await;
+    assert!(browser.url().await.contains("/login?next=/orders"), "{}", browser.url().await);
+    // A wrong password is refused in plain words.
+    browser.fill("#username", "admin").await;
+    browser.fill("#password", "not the password").await;
+    browser.click("#login-form button[type=submit]").await;
+    browser.wait_text("#login-error", "Wrong user name or password").await;
+    browser.fill("#password", ADMIN_PASSWORD).await;
+    browser.click("#login-form button[type=submit]").await;
+    browser.find("body[data-page=orders]").await;
+
+    browser.goto(&setup.url("/")).await;
+    browser.wait_text("#conn-state", "Live").await;
+    // No accounts yet: the empty state says what to do.
+    browser.wait_text("#account-cards", "Open a paper account").await;
+    browser.click("#open-account").await;
+    // A name is required: the form says so at the field.
+    browser.click("#open-account-dialog button[type=submit]").await;
+    browser.wait_text("#open-account-dialog .error", "Give the account a name").await;
+    browser.fill("#account-name", "main").await;
+    browser.click("#open-account-dialog button[type=submit]").await;
+    browser.find("body[data-page=account]").await;
+    browser.wait_text("h1", "main").await;
+    browser.wait_text("#kpis", "100,000.00").await;
+    assert_clean(&browser, "account").await;
+
+    browser.click(".user-menu summary").await;
+    browser.click("#sign-out").await;
+    browser.find("#login-form").await;
+    // Signed out for real: pages send us back to sign in.
+    browser.goto(&setup.url("/")).await;
+    browser.find("#login-form").await;
+    let (_, accounts) = setup.admin.get("/api/v1/accounts").await;
+    assert_eq!(accounts.as_array().map(Vec::len), Some(1), "{accounts}");
+    assert_clean(&browser, "sign-in").await;
+    drop(browser);
+    setup.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_market_order_fills_and_the_pages_update_live() {
+    let setup = Setup::new("e2e-market").await;
+    let (trader, account) = setup.trader("tina").await;
+    let browser = Browser::start("a_market_order_fills_and_the_pages_update_live").await;
+    sign_in(&browser, &setup, "tina", &password_of("tina")).await;
+
+    browser.goto(&setup.url(&format!("/markets/BTC-USDT?account={account}"))).await;
+    browser.wait_text("#conn-state", "Live").await;
+    // A quote has arrived and the ticket can price the order.
+    browser.wait_js("a quote", "document.querySelector('#q-ask').textContent.match(/\\d/)").await;
+    browser.mark_page().await;
+    let free_before = browser.text("#ticket-summary").await;
+    // Too small for the lot size: said at the field, nothing sent.
+    browser.fill("#order-quantity", "0.000001").await;
+    browser.click("#ticket-submit").await;
+    browser.wait_text("#ticket-form .error", "Use steps of 0.00001").await;
+    browser.fill("#order-quantity", "0.01").await;
+    browser.click("#ticket-submit").await;
+    browser.confirm("Buy 0.01000 BTC-USDT at market").await;
+    browser.wait_text("#ticket-result", "placed").await;
+    // The fill, the position and the cash arrive without a reload.
+    browser
+        .wait_js(
+            "the fill in the table",
+            "document.querySelectorAll('#instrument-fills tbody tr[data-fill]').length === 1",
+        )
+        .await;
+    browser.wait_text("#ticket-summary", "0.01000 →").await;
+    browser.wait_for("free cash to drop", || async { browser.text("#ticket-summary").await != free_before }).await;
+    assert!(browser.not_reloaded().await, "the page was reloaded");
+    keep_screenshot(&browser, "instrument").await;
+
+    // The account page follows a fill made elsewhere (here: through the API).
+    browser.goto(&setup.url(&format!("/accounts/{account}"))).await;
+    browser.wait_js("the position", "document.querySelector('#positions-table tr[data-symbol=\"BTC-USDT\"]')").await;
+    browser.wait_text("#conn-state", "Live").await;
+    browser.mark_page().await;
+    let cash_before = browser.text("#kpis section[data-currency=USDT] .kpi:nth-child(2) dd").await;
+    api_order(
+        &trader,
+        account,
+        json!({"client_order_id": "api-1", "symbol": "ETH-USDT", "side": "buy", "type": "market", "quantity": "0.1"}),
+    )
+    .await;
+    browser
+        .wait_js("the ETH position", "document.querySelector('#positions-table tr[data-symbol=\"ETH-USDT\"]')")
+        .await;
+    browser.wait_js("two fills", "document.querySelectorAll('#fills-table tbody tr[data-fill]').length === 2").await;
+    browser
+        .wait_for("the USDT cash to change", || async {
+            browser.text("#kpis section[data-currency=USDT] .kpi:nth-child(2) dd").await != cash_before
+        })
+        .await;
+    assert!(browser.not_reloaded().await, "the page was reloaded");
+    keep_screenshot(&browser, "account").await;
+    browser.goto(&setup.url("/")).await;
+    browser.wait_text("#account-cards", "2 open positions").await;
+    keep_screenshot(&browser, "overview").await;
+    assert_clean(&browser, "trading pages").await;
+    drop(browser);
+    setup.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_order_is_cancelled() {
+    let setup = Setup::new("e2e-cancel").await;
+    let (trader, account) = setup.trader("carl").await;
+    let browser = Browser::start("a_limit_order_is_cancelled").await;
+    sign_in(&browser, &setup, "carl", &password_of("carl")).await;
+    browser.goto(&setup.url(&format!("/markets/SPY?account={account}"))).await;
+    browser.wait_js("a quote", "document.querySelector('#q-bid').textContent.match(/\\d/)").await;
+    browser.select("#order-type", "limit").await;
+    browser.fill("#order-quantity", "2").await;
+    // A price off the tick is refused before sending.
+    browser.fill("#order-price", "10.001").await;
+    browser.click("#ticket-submit").await;
+    browser.wait_text("#ticket-form .error", "steps of 0.01").await;
+    browser.fill("#order-price", "10").await;
+    browser.click("#ticket-submit").await;
+    browser.confirm("Buy 2 SPY limit 10.00").await;
+    browser
+        .wait_js("the open order", "document.querySelectorAll('#instrument-orders tbody tr[data-order]').length === 1")
+        .await;
+    browser.wait_text("#instrument-orders", "accepted").await;
+
+    browser.goto(&setup.url(&format!("/orders?account={account}"))).await;
+    browser
+        .wait_js("the open order", "document.querySelectorAll('#open-table tbody tr[data-order]').length === 1")
+        .await;
+    keep_screenshot(&browser, "orders").await;
+    browser.click("#open-table button[data-cancel]").await;
+    browser.confirm("Cancel this order?").await;
+    browser.wait_text("#open-table", "No open orders").await;
+    browser.click("#tab-history").await;
+    browser.wait_text("#history-table", "cancelled").await;
+    // Filtering the history: only filled orders, none.
+    browser.select("#filter-status", "filled").await;
+    browser.wait_text("#history-table", "No orders match").await;
+    let (_, orders) = trader.get(&format!("/api/v1/accounts/{account}/orders")).await;
+    assert_eq!(orders["items"][0]["status"], "cancelled", "{orders}");
+    assert_clean(&browser, "orders").await;
+    drop(browser);
+    setup.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_is_created_started_and_stopped() {
+    let setup = Setup::new("e2e-bot").await;
+    let (trader, _account) = setup.trader("bea").await;
+    let browser = Browser::start("a_bot_is_created_started_and_stopped").await;
+    sign_in(&browser, &setup, "bea", &password_of("bea")).await;
+    browser.goto(&setup.url("/bots")).await;
+    browser.wait_text("#bots-table", "No bots yet").await;
+    browser.click("#new-bot").await;
+    browser.fill("#bot-name", "trend").await;
+    browser.select("#bot-symbol", "ETH-USDT").await;
+    browser.select("#bot-strategy", "sma-cross").await;
+    // The form is built from the strategy's parameters, with their bounds.
+    browser.fill("#param-fast", "0").await;
+    browser.click("#bot-form button[type=submit]").await;
+    browser.wait_text("#bot-form .error", "fast must be from 1 to").await;
+    browser.fill("#param-fast", "2").await;
+    browser.fill("#param-slow", "5").await;
+    browser.fill("#bot-warmup", "0").await;
+    browser.click("#bot-form button[type=submit]").await;
+    browser.find("body[data-page=bot]").await;
+    browser.wait_text("#bot-status", "running").await;
+    browser.wait_text("#bot-config", "fast=2").await;
+    browser.wait_text("#bot-config", "slow=5").await;
+    keep_screenshot(&browser, "bot").await;
+    browser.click("#bot-stop").await;
+    browser.confirm("Stop trend?").await;
+    browser.wait_text("#bot-status", "stopped").await;
+    let (_, bots) = trader.get("/api/v1/bots").await;
+    assert_eq!((bots[0]["name"].as_str(), bots[0]["status"].as_str()), (Some("trend"), Some("stopped")), "{bots}");
+    // And started again from the list.
+    browser.goto(&setup.url("/bots")).await;
+    browser.click("#bots-table button[data-start]").await;
+    browser.wait_text("#bots-table .status", "running").await;
+    keep_screenshot(&browser, "bots").await;
+    let (_, bots) = trader.get("/api/v1/bots").await;
+    assert_eq!(bots[0]["status"], "running", "{bots}");
+    assert_clean(&browser, "bots").await;
+    drop(browser);
+    setup.finish().await;
+}
+
+/// Bars drifting up and down, so crossing strategies trade.
+fn wave_csv(bars: usize) -> String {
+    let mut csv = String::from("timestamp,open,high,low,close,volume\n");
+    for i in 0..bars {
+        let step = i as f64;
+        let price = 100.0 + 10.0 * (step / 12.0).sin() + step * 0.01;
+        let ts = 1_700_000_000 + i as i64 * 60;
+        csv.push_str(&format!("{ts},{price:.2},{:.2},{:.2},{:.2},10\n", price + 0.5, price - 0.5, price + 0.1));
+    }
+    csv
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backtest_runs_and_its_report_and_a_comparison_open() {
+    let setup = Setup::new("e2e-backtest").await;
+    let (trader, _account) = setup.trader("bo").await;
+    let dir = std::env::temp_dir().join(format!("tc-e2e-bt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("waves.csv");
+    std::fs::write(&csv, wave_csv(2_000)).unwrap();
+    let browser = Browser::start("a_backtest_runs_and_its_report_and_a_comparison_open").await;
+    sign_in(&browser, &setup, "bo", &password_of("bo")).await;
+    browser.goto(&setup.url("/backtests")).await;
+    browser.wait_text("#runs-table", "No backtests yet").await;
+    browser.select("#bt-strategy", "sma-cross").await;
+    browser.fill("#param-fast", "5").await;
+    browser.fill("#param-slow", "20").await;
+    browser.click("label[for=src-csv]").await;
+    browser.upload("#bt-csv", &csv).await;
+    browser.fill("#bt-lot", "0.01").await;
+    browser.click("#backtest-form button[type=submit]").await;
+    browser.find("body[data-page=backtest]").await;
+    browser.wait_text("#bt-status", "done").await;
+    browser.wait_text("#bt-metrics", "Sharpe").await;
+    browser.wait_js("the equity chart", "document.querySelector('#bt-equity canvas')").await;
+    browser.wait_js("the drawdown chart", "document.querySelector('#bt-drawdown canvas')").await;
+    browser.wait_js("trades", "document.querySelectorAll('#bt-trades tbody tr').length > 1").await;
+    keep_screenshot(&browser, "backtest").await;
+    let first = browser.url().await.rsplit('/').next().unwrap().to_string();
+
+    // A second run with other parameters, then both side by side.
+    let (status, second) = trader
+        .post(
+            "/api/v1/backtests",
+            json!({"strategy": "sma-cross", "params": {"fast": 10, "slow": 40}, "data": {"csv": wave_csv(2_000)},
+                   "settings": {"lot_size": "0.01"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{second}");
+    let second = second["id"].as_i64().unwrap();
+    browser.goto(&setup.url("/backtests")).await;
+    browser.wait_js("both runs done", "document.querySelectorAll('#runs-table .badge-ok').length === 2").await;
+    browser.click(&format!("#runs-table tr[data-run=\"{first}\"] input")).await;
+    browser.click(&format!("#runs-table tr[data-run=\"{second}\"] input")).await;
+    browser.click("#compare-selected").await;
+    browser.find("body[data-page=compare]").await;
+    browser.wait_text("#cmp-table", "fast=5").await;
+    browser.wait_text("#cmp-table", "fast=10, slow=40").await;
+    browser.wait_js("both curves", "document.querySelector('#cmp-equity canvas')").await;
+    keep_screenshot(&browser, "compare").await;
+    // A bad CSV is refused naming its line, and no run is added.
+    std::fs::write(&csv, "timestamp,open,high,low,close,volume\n2024-01-01T00:00:00Z,1,2,0.5,1.5,10\nnot,a,bar\n")
+        .unwrap();
+    browser.goto(&setup.url("/backtests")).await;
+    browser.click("label[for=src-csv]").await;
+    browser.upload("#bt-csv", &csv).await;
+    browser.click("#backtest-form button[type=submit]").await;
+    browser.wait_text("#backtest-form .error", "line 3").await;
+    let (_, runs) = trader.get("/api/v1/backtests").await;
+    assert_eq!(runs.as_array().map(Vec::len), Some(2), "{runs}");
+    assert_clean(&browser, "backtests").await;
+    drop(browser);
+    let _ = std::fs::remove_dir_all(&dir);
+    setup.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_halt_shows_everywhere_and_refuses_orders() {
+    let setup = Setup::new("e2e-halt").await;
+    let (trader, account) = setup.trader("hal").await;
+    let trader_browser = Browser::start("an_admin_halt_shows_everywhere__trader").await;
+    sign_in(&trader_browser, &setup, "hal", &password_of("hal")).await;
+    trader_browser.goto(&setup.url(&format!("/markets/AAPL?account={account}"))).await;
+    trader_browser.wait_text("#conn-state", "Live").await;
+    trader_browser.wait_js("no banner", "document.querySelector('#halt-banner').hidden").await;
+    trader_browser.mark_page().await;
+
+    let admin_browser = Browser::start("an_admin_halt_shows_everywhere__admin").await;
+    sign_in(&admin_browser, &setup, "admin", ADMIN_PASSWORD).await;
+    admin_browser.goto(&setup.url("/admin#switches")).await;
+    admin_browser.wait_text("#admin-accounts", "hal").await;
+    admin_browser.click("button[data-global=halted]").await;
+    admin_browser.confirm("Halt all trading?").await;
+    admin_browser.wait_text("#global-state", "halted").await;
+    admin_browser.wait_js("the admin's own banner", "!document.querySelector('#halt-banner').hidden").await;
+    keep_screenshot(&admin_browser, "admin-switches").await;
+
+    // The trader's page shows it at once, without a reload, and will not send.
+    trader_browser.wait_text("#halt-banner", "Trading is halted for every account").await;
+    assert!(trader_browser.not_reloaded().await);
+    trader_browser.fill("#order-quantity", "1").await;
+    trader_browser.wait_text("#ticket-state", "halted").await;
+    let disabled = trader_browser.eval("return document.querySelector('#ticket-submit').disabled;", json!([])).await;
+    assert_eq!(disabled, true, "the ticket must not send while halted");
+    keep_screenshot(&trader_browser, "halted").await;
+    // Every page carries the banner from its first paint.
+    trader_browser.goto(&setup.url("/orders")).await;
+    trader_browser.wait_text("#halt-banner", "halted").await;
+    let visible = trader_browser.eval("return !document.querySelector('#halt-banner').hidden;", json!([])).await;
+    assert_eq!(visible, true);
+    // The server refuses too, whatever the page does.
+    let (status, refused) = trader
+        .post(
+            &format!("/api/v1/accounts/{account}/orders"),
+            json!({"client_order_id": "h1", "symbol": "AAPL", "side": "buy", "type": "market", "quantity": "1"}),
+        )
+        .await;
+    assert_eq!((status, refused["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("kill_switch_global")));
+
+    // The admin lifts it; the banner goes away live.
+    admin_browser.click("button[data-global=active]").await;
+    admin_browser.confirm("Resume trading?").await;
+    trader_browser.wait_js("the banner to go", "document.querySelector('#halt-banner').hidden").await;
+    // An account's own switch shows for its owner.
+    admin_browser.select(&format!("#admin-accounts tr[data-account=\"{account}\"] select"), "reducing").await;
+    admin_browser.confirm("close-only").await;
+    trader_browser.wait_text("#halt-banner", "close-only").await;
+    assert_clean(&trader_browser, "trader pages").await;
+    assert_clean(&admin_browser, "admin page").await;
+    drop((trader_browser, admin_browser));
+    setup.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invited_viewer_sets_a_password_and_cannot_place_orders() {
+    let setup = Setup::new("e2e-viewer").await;
+    let admin_browser = Browser::start("an_invited_viewer__admin").await;
+    sign_in(&admin_browser, &setup, "admin", ADMIN_PASSWORD).await;
+    admin_browser.goto(&setup.url("/admin#users")).await;
+    admin_browser.fill("#invite-name", "vera").await;
+    admin_browser.select("#invite-role", "viewer").await;
+    admin_browser.click("#invite-form button[type=submit]").await;
+    admin_browser.find("#invite-password").await;
+    let one_time = admin_browser.text("#invite-password").await;
+    assert_eq!(one_time.len(), 32, "{one_time}");
+    admin_browser.wait_text("#users-table", "vera").await;
+    keep_screenshot(&admin_browser, "admin-users").await;
+    // The audit log shows it.
+    admin_browser.click("#tab-audit").await;
+    admin_browser.wait_text("#audit-table", "user.create").await;
+    admin_browser.click("#tab-health").await;
+    admin_browser.wait_text("#health", "reachable").await;
+    admin_browser.wait_text("#feed-table", "live").await;
+    keep_screenshot(&admin_browser, "admin-health").await;
+
+    let viewer = Browser::start("an_invited_viewer__viewer").await;
+    sign_in(&viewer, &setup, "vera", &one_time).await;
+    // The one-time password must be replaced before anything else.
+    viewer.find("#must-change").await;
+    viewer.goto(&setup.url("/markets")).await;
+    viewer.find("#must-change").await;
+    viewer.fill("#current-password", &one_time).await;
+    viewer.fill("#new-password", "vera's own long password").await;
+    viewer.fill("#repeat-password", "vera's own long password").await;
+    viewer.click("#password-form button[type=submit]").await;
+    viewer.find("body[data-page=overview]").await;
+    // Trading controls are there but switched off, with the reason.
+    viewer.wait_text("#account-cards", "can view but not trade").await;
+    let disabled = viewer.eval("return document.querySelector('#open-account').disabled;", json!([])).await;
+    assert_eq!(disabled, true);
+    viewer.goto(&setup.url("/markets/AAPL")).await;
+    viewer.wait_text("#ticket-state", "can view but not trade").await;
+    let disabled = viewer.eval("return document.querySelector('#ticket-submit').disabled;", json!([])).await;
+    assert_eq!(disabled, true);
+    // The admin nav entry is not there for a viewer, and the page refuses.
+    assert!(!viewer.text("#site-nav").await.contains("Admin"));
+    viewer.goto(&setup.url("/admin")).await;
+    viewer.wait_text("h1", "Admins only").await;
+    // Whatever the page does, the server refuses a viewer's order.
+    let vera = User::sign_in(&setup.server.base, "vera", "vera's own long password").await;
+    let account = open_account(&setup.admin).await;
+    let (status, _) = vera
+        .post(
+            &format!("/api/v1/accounts/{account}/orders"),
+            json!({"client_order_id": "v1", "symbol": "AAPL", "side": "buy", "type": "market", "quantity": "1"}),
+        )
+        .await;
+    assert!(status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND, "{status}");
+    drop((viewer, admin_browser));
+    setup.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_is_clean_labelled_themed_and_fits_a_phone() {
+    let setup = Setup::new("e2e-pages").await;
+    let account = open_account(&setup.admin).await;
+    api_order(&setup.admin, account, json!({"client_order_id": "p1", "symbol": "SPY", "side": "buy", "type": "limit", "price": "10", "quantity": "1"})).await;
+    let (_, bot) = setup
+        .admin
+        .post(
+            "/api/v1/bots",
+            json!({"name": "b", "account_id": account, "symbol": "SPY", "strategy": "dca", "start": false}),
+        )
+        .await;
+    let (_, run) =
+        setup.admin.post("/api/v1/backtests", json!({"strategy": "sma-cross", "data": {"csv": wave_csv(300)}})).await;
+    let pages = [
+        "/".to_string(),
+        format!("/accounts/{account}"),
+        "/markets".into(),
+        "/markets/SPY".into(),
+        "/orders".into(),
+        "/bots".into(),
+        format!("/bots/{}", bot["id"]),
+        "/backtests".into(),
+        format!("/backtests/{}", run["id"]),
+        "/backtests/compare".into(),
+        "/settings".into(),
+        "/admin".into(),
+    ];
+    let browser = Browser::start("every_page_is_clean_labelled_themed_and_fits_a_phone").await;
+    sign_in(&browser, &setup, "admin", ADMIN_PASSWORD).await;
+    // Every control has a name a screen reader can read, and headings exist.
+    let unlabelled = "return [...document.querySelectorAll('input, select, textarea, button')] \
+        .filter((e) => e.getClientRects().length && e.type !== 'hidden') \
+        .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby') \
+                       && !(e.tagName === 'BUTTON' && e.textContent.trim())) \
+        .map((e) => e.outerHTML.slice(0, 120));";
+    for page in &pages {
+        browser.goto(&setup.url(page)).await;
+        browser.wait_text("#conn-state", "Live").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let missing = browser.eval(unlabelled, json!([])).await;
+        assert_eq!(missing, json!([]), "{page}: controls without a label");
+        let h1 = browser.eval("return document.querySelectorAll('h1').length;", json!([])).await;
+        assert_eq!(h1, 1, "{page}: one h1");
+        assert_clean(&browser, page).await;
+    }
+    keep_screenshot(&browser, "admin").await;
+    // Unknown pages get a page, API paths a problem.
+    browser.goto(&setup.url("/no/such/page")).await;
+    browser.wait_text("h1", "Page not found").await;
+
+    // Text keeps a contrast of at least 4.5:1 (WCAG AA) on its backgrounds, in both themes.
+    let contrast = r"
+        const probe = document.createElement('span');
+        document.body.append(probe);
+        const rgb = (name) => { probe.style.color = `var(${name})`; return getComputedStyle(probe).color.match(/[\d.]+/g).map(Number); };
+        const lum = (c) => { const [r, g, b] = c.map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+        const ratio = (a, b) => { const [x, y] = [lum(rgb(a)), lum(rgb(b))].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+        const pairs = [['--text', '--bg'], ['--text', '--surface'], ['--muted', '--surface'], ['--muted', '--surface-2'], ['--muted', '--bg'],
+          ['--accent', '--surface'], ['--gain', '--surface'], ['--loss', '--surface'], ['--gain', '--surface-2'], ['--loss', '--surface-2'],
+          ['--danger-text', '--danger-bg'], ['--warn-text', '--warn-bg'], ['--accent-text', '--accent'], ['--on-signal', '--gain'], ['--on-signal', '--loss']];
+        const failing = [];
+        const before = document.documentElement.dataset.theme;
+        for (const theme of ['light', 'dark']) {
+          document.documentElement.dataset.theme = theme;
+          for (const [fg, bg] of pairs) { const r = ratio(fg, bg); if (r < 4.5) failing.push(`${theme}: ${fg} on ${bg} = ${r.toFixed(2)}`); }
+        }
+        document.documentElement.dataset.theme = before;
+        probe.remove();
+        return failing;";
+    assert_eq!(browser.eval(contrast, json!([])).await, json!([]), "colours below 4.5:1");
+
+    // Dark theme: switched in the header, kept for the next page from its first paint.
+    browser.goto(&setup.url(&format!("/accounts/{account}"))).await;
+    browser.click("#theme-toggle").await;
+    let theme = browser.eval("return document.documentElement.dataset.theme;", json!([])).await;
+    browser.goto(&setup.url("/markets/SPY")).await;
+    let again = browser.eval("return document.documentElement.dataset.theme;", json!([])).await;
+    assert_eq!(theme, again, "the theme survives a page change");
+    let background = browser.eval("return getComputedStyle(document.body).backgroundColor;", json!([])).await;
+    let expected = if theme == "dark" { "rgb(15, 18, 22)" } else { "rgb(246, 247, 249)" };
+    assert_eq!(background, expected, "{theme}");
+    browser.wait_js("the chart", "document.querySelector('#price-chart canvas')").await;
+    keep_screenshot(&browser, "instrument-dark").await;
+
+    // A phone: nothing wider than the screen, the menu behind a button.
+    browser.resize(390, 844).await;
+    for page in ["/", "/markets/SPY", "/orders", "/admin"] {
+        browser.goto(&setup.url(page)).await;
+        browser.wait_text("#conn-state", "Live").await;
+        let overflow = browser
+            .eval("return document.documentElement.scrollWidth - document.documentElement.clientWidth;", json!([]))
+            .await;
+        assert_eq!(overflow, 0, "{page} scrolls sideways on a phone");
+    }
+    let nav_hidden =
+        browser.eval("return getComputedStyle(document.querySelector('#site-nav')).display;", json!([])).await;
+    assert_eq!(nav_hidden, "none");
+    browser.click("#nav-toggle").await;
+    browser.find("#site-nav a[href='/orders']").await;
+    keep_screenshot(&browser, "phone").await;
+
+    // Keyboard: the skip link is the first stop and lands on the content.
+    browser.resize(1366, 900).await;
+    browser.goto(&setup.url("/")).await;
+    browser.press("\u{E004}").await;
+    let focused = browser.eval("return document.activeElement.className;", json!([])).await;
+    assert_eq!(focused, "skip-link");
+    drop(browser);
+    setup.finish().await;
+}
