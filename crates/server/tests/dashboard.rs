@@ -437,6 +437,22 @@ async fn an_invited_viewer_sets_a_password_and_cannot_place_orders() {
     assert_eq!(one_time.len(), 32, "{one_time}");
     admin_browser.wait_text("#users-table", "vera").await;
     keep_screenshot(&admin_browser, "admin-users").await;
+    // Roles and disabling, from the list (each asks first).
+    let (_, sam) = setup
+        .admin
+        .post("/api/v1/users", json!({"username": "sam", "password": "sam's long password", "role": "viewer"}))
+        .await;
+    // (A fresh load: the page is already at this address, so only its hash would change.)
+    admin_browser.goto(&setup.url("/")).await;
+    admin_browser.goto(&setup.url("/admin#users")).await;
+    admin_browser.select("#users-table tr[data-user=sam] select", "trader").await;
+    admin_browser.confirm("Change this user?").await;
+    admin_browser.click("#users-table tr[data-user=sam] button[data-toggle-user]").await;
+    admin_browser.confirm("Change this user?").await;
+    admin_browser.wait_text("#users-table tr[data-user=sam]", "disabled").await;
+    let (_, users) = setup.admin.get("/api/v1/users").await;
+    let row = users.as_array().unwrap().iter().find(|u| u["id"] == sam["id"]).unwrap().clone();
+    assert_eq!((row["role"].as_str(), row["disabled"].as_bool()), (Some("trader"), Some(true)), "{row}");
     // The audit log shows it.
     admin_browser.click("#tab-audit").await;
     admin_browser.wait_text("#audit-table", "user.create").await;
@@ -590,6 +606,65 @@ async fn every_page_is_clean_labelled_themed_and_fits_a_phone() {
     browser.press("\u{E004}").await;
     let focused = browser.eval("return document.activeElement.className;", json!([])).await;
     assert_eq!(focused, "skip-link");
+    drop(browser);
+    setup.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_manage_tokens_and_other_sessions() {
+    let setup = Setup::new("e2e-settings").await;
+    let (_trader, _account) = setup.trader("sam").await;
+    // Another session of the same user, elsewhere.
+    let elsewhere = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    common::session(&elsewhere, &setup.server.base, "sam", &password_of("sam")).await;
+    let browser = Browser::start("settings_manage_tokens_and_other_sessions").await;
+    sign_in(&browser, &setup, "sam", &password_of("sam")).await;
+    browser.goto(&setup.url("/settings")).await;
+    browser
+        .wait_js(
+            "the other sessions",
+            "document.querySelectorAll('#sessions-table tbody tr[data-session]').length >= 2",
+        )
+        .await;
+
+    // A token: named, scoped, shown once with a copy button, then listed
+    // (newest first, above the one the test set-up made).
+    browser.wait_text("#tokens-table", "tests").await;
+    let admin_scope =
+        browser.eval("return document.querySelector('input[value=admin]').closest('label').hidden;", json!([])).await;
+    assert_eq!(admin_scope, true, "a trader cannot ask for the admin scope");
+    browser.click("#token-form button[type=submit]").await;
+    browser.wait_text("#token-form .error", "Name the token").await;
+    browser.fill("#token-name", "rebalancer").await;
+    browser.click("#token-form button[type=submit]").await;
+    browser.find("#token-value").await;
+    let token = browser.text("#token-value").await;
+    assert!(token.starts_with("tc_"), "{token}");
+    browser.click("#copy-token").await;
+    browser.wait_text("#copy-token", "Copied").await;
+    browser.wait_text("#tokens-table", "rebalancer").await;
+    // The token works, until it is revoked from the page.
+    let api = reqwest::Client::new();
+    let me = api.get(setup.url("/api/v1/auth/me")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    keep_screenshot(&browser, "settings").await;
+    browser.click("#tokens-table tbody tr:first-child button").await;
+    browser.confirm("Revoke “rebalancer”?").await;
+    browser.wait_text("#tokens-table tbody tr:first-child", "revoked").await;
+    let me = api.get(setup.url("/api/v1/auth/me")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+
+    // Signing the other sessions out ends them, and only them.
+    browser.click("#end-others").await;
+    browser.confirm("Sign out everywhere else?").await;
+    browser
+        .wait_js("one session left", "document.querySelectorAll('#sessions-table tbody tr[data-session]').length === 1")
+        .await;
+    let other = elsewhere.get(setup.url("/api/v1/auth/me")).send().await.unwrap();
+    assert_eq!(other.status(), StatusCode::UNAUTHORIZED, "the other session is over");
+    browser.goto(&setup.url("/")).await;
+    browser.find("body[data-page=overview]").await;
+    assert_clean(&browser, "settings").await;
     drop(browser);
     setup.finish().await;
 }
