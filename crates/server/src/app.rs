@@ -98,17 +98,13 @@ pub fn app(state: AppState) -> Router {
 
 /// Unknown paths: a page for browsers, problem+json for everything else
 /// (and always under `/api/`).
-async fn not_found(
-    State(state): State<AppState>,
-    uri: axum::http::Uri,
-    headers: axum::http::HeaderMap,
-) -> axum::response::Response {
+async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> axum::response::Response {
     let wants_html = headers
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
     if wants_html && !uri.path().starts_with("/api/") {
-        return crate::dashboard::not_found_page(&state, None, "auto");
+        return crate::dashboard::not_found_page("auto");
     }
     ApiError::not_found("route").into_response()
 }

@@ -105,7 +105,7 @@ pub async fn account(State(state): State<AppState>, visit: Visit, Path(account):
             )
             .await
         }
-        Err(_) => not_found_page(&state, visit.caller.as_ref(), visit.theme),
+        Err(_) => not_found_page(visit.theme),
     }
 }
 
@@ -119,7 +119,7 @@ pub async fn instrument(State(state): State<AppState>, visit: Visit, Path(symbol
             let symbol = instrument.symbol.clone();
             page(&state, visit, Spec::new("instrument", symbol.clone(), "markets").with("symbol", symbol)).await
         }
-        None => not_found_page(&state, visit.caller.as_ref(), visit.theme),
+        None => not_found_page(visit.theme),
     }
 }
 
@@ -134,7 +134,7 @@ pub async fn bots(State(state): State<AppState>, visit: Visit) -> Response {
 pub async fn bot(State(state): State<AppState>, visit: Visit, Path(bot): Path<String>) -> Response {
     match bot.parse::<u64>() {
         Ok(id) => page(&state, visit, Spec::new("bot", format!("Bot {id}"), "bots").with("bot", id.to_string())).await,
-        Err(_) => not_found_page(&state, visit.caller.as_ref(), visit.theme),
+        Err(_) => not_found_page(visit.theme),
     }
 }
 
@@ -153,7 +153,7 @@ pub async fn backtest(State(state): State<AppState>, visit: Visit, Path(backtest
             let spec = Spec::new("backtest", format!("Backtest {id}"), "backtests").with("backtest", id.to_string());
             page(&state, visit, spec).await
         }
-        Err(_) => not_found_page(&state, visit.caller.as_ref(), visit.theme),
+        Err(_) => not_found_page(visit.theme),
     }
 }
 
@@ -195,7 +195,7 @@ pub async fn login(State(state): State<AppState>, visit: Visit, OriginalUri(uri)
 }
 
 /// The 404 page for a browser (API clients get problem+json).
-pub fn not_found_page(_state: &AppState, _caller: Option<&Caller>, theme: &'static str) -> Response {
+pub fn not_found_page(theme: &'static str) -> Response {
     error_page(
         StatusCode::NOT_FOUND,
         "Page not found",
