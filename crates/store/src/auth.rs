@@ -595,6 +595,7 @@ impl Store {
         let outcome = on_pool!(self, |pool| async {
             let mut tx = pool.begin().await?;
             let Some(row) = sqlx::query(before).bind(id).fetch_optional(&mut *tx).await? else {
+                tx.rollback().await?;
                 return Ok::<_, sqlx::Error>(Outcome::NotFound);
             };
             let (old_role, old_disabled): (String, bool) = (row.try_get(0)?, row.try_get(1)?);
@@ -611,7 +612,10 @@ impl Store {
                 let left: i64 =
                     sqlx::query(admins).bind(Role::Admin.as_str()).bind(false).fetch_one(&mut *tx).await?.try_get(0)?;
                 if left == 0 {
-                    // Dropping the transaction rolls the update back.
+                    // Rolled back now, not when the dropped transaction's
+                    // connection is next used: on SQLite the update holds the
+                    // write lock, and the next writer would find it busy.
+                    tx.rollback().await?;
                     return Ok(Outcome::LastAdmin);
                 }
             }
@@ -645,6 +649,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             let updated = sqlx::query(update).bind(id).bind(password_hash).bind(false).execute(&mut *tx).await?;
             if updated.rows_affected() == 0 {
+                tx.rollback().await?;
                 return Ok::<_, sqlx::Error>(false);
             }
             match keep_session {
@@ -737,6 +742,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             let deleted = sqlx::query(sql).bind(id).bind(user_id).execute(&mut *tx).await?;
             if deleted.rows_affected() == 0 {
+                tx.rollback().await?;
                 return Ok::<_, sqlx::Error>(false);
             }
             insert_audit!(tx, audit, audit.target.as_deref(), &detail);
@@ -833,6 +839,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             let updated = sqlx::query(sql).bind(id).bind(user_id).bind(ns(now)).execute(&mut *tx).await?;
             if updated.rows_affected() == 0 {
+                tx.rollback().await?;
                 return Ok::<_, sqlx::Error>(false);
             }
             insert_audit!(tx, audit, format!("token:{id}"), &detail);
