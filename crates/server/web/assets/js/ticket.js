@@ -45,6 +45,8 @@ export class Ticket {
     this.position = ZERO;
     this.tradingState = 'active';
     this.canTrade = true;
+    // While an order is on its way, quotes redraw the ticket but must not re-enable it.
+    this.sending = false;
     this.tick = decimalsOf(instrument.tick_size);
     this.lot = decimalsOf(instrument.lot_size);
     $('#qty-unit', form).textContent = instrument.base_currency ? `(${instrument.base_currency})` : '(units)';
@@ -234,7 +236,7 @@ export class Ticket {
       note.textContent = 'Trading is halted by a kill switch: new orders are refused.';
       note.className = 'hint ticket-state-halted';
     } else {
-      submit.disabled = false;
+      submit.disabled = this.sending;
       note.className = 'hint';
       note.textContent = isLive(this.account)
         ? `LIVE account “${this.account.name}”: orders go to ${this.account.venue} with real money.`
@@ -282,8 +284,8 @@ export class Ticket {
     };
     if (e.price) body.price = e.price.toString();
     if (e.trigger) body.trigger_price = e.trigger.toString();
-    const submit = $('#ticket-submit', f);
-    submit.disabled = true;
+    this.sending = true;
+    $('#ticket-submit', f).disabled = true;
     const result = $('#ticket-result');
     try {
       const order = await post(`/api/v1/accounts/${this.account.id}/orders`, body);
@@ -300,6 +302,7 @@ export class Ticket {
         h('strong', {}, isRiskRefusal(err) ? 'Order refused. ' : 'Not sent. '), words));
       if (err.field && err.code === 'validation_failed') showError(f, words, err.field);
     } finally {
+      this.sending = false;
       this.render();
     }
   }
