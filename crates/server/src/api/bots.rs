@@ -129,6 +129,11 @@ fn bot_error(e: BotError) -> ApiError {
     }
 }
 
+/// Every fill of the bot's orders, in journal order, with its seq.
+async fn bot_fills(state: &AppState, row: &BotRow) -> Result<Vec<(u64, model::Fill)>, ApiError> {
+    state.runtime.store.fills_with_client_prefix(row.account_id, &row.order_prefix()).await.map_err(|e| store_error(&e))
+}
+
 /// The caller's bot, or 404.
 async fn owned_bot(state: &AppState, caller: &Caller, id: BotId) -> Result<BotRow, ApiError> {
     match state.runtime.store.bot(id).await.map_err(|e| store_error(&e))? {
@@ -250,12 +255,7 @@ async fn fetch(
 ) -> Result<Json<BotView>, ApiError> {
     caller.require_scope(Scope::Read)?;
     let row = owned_bot(&state, &caller, id).await?;
-    let fills = state
-        .runtime
-        .store
-        .fills_with_client_prefix(row.account_id, &row.order_prefix())
-        .await
-        .map_err(|e| store_error(&e))?;
+    let fills = bot_fills(&state, &row).await?;
     let pnl = state.runtime.instruments().iter().find(|i| i.id == row.instrument).map(|instrument| {
         let fills: Vec<model::Fill> = fills.into_iter().map(|(_, f)| f).collect();
         let mark = state.runtime.latest_quote(instrument.id).map(|q| q.mid());
@@ -411,12 +411,7 @@ async fn fills(
 ) -> Result<Json<Vec<FillView>>, ApiError> {
     caller.require_scope(Scope::Read)?;
     let row = owned_bot(&state, &caller, id).await?;
-    let fills = state
-        .runtime
-        .store
-        .fills_with_client_prefix(row.account_id, &row.order_prefix())
-        .await
-        .map_err(|e| store_error(&e))?;
+    let fills = bot_fills(&state, &row).await?;
     let skip = fills.len().saturating_sub(MAX_BOT_FILLS);
     Ok(Json(fills.into_iter().skip(skip).map(|(seq, fill)| FillView { seq, fill }).collect()))
 }
