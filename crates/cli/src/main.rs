@@ -5,6 +5,7 @@
 
 mod backtest_cmd;
 mod data_cmd;
+mod ops_cmd;
 mod serve_cmd;
 
 use std::process::ExitCode;
@@ -37,6 +38,8 @@ enum Command {
     Config(ConfigCommand),
     /// Generate a year of one-minute bars and backtest sma-cross (6 h / 2 day averages) on them.
     Demo(backtest_cmd::DemoArgs),
+    /// Ask a running server whether it is ready (exit 0) or not (exit 1), for container health checks.
+    Healthcheck(ops_cmd::HealthcheckArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve_cmd::serve(&args),
         Command::Migrate(args) => serve_cmd::migrate(&args),
         Command::Config(ConfigCommand::Show(args)) => serve_cmd::show(&args),
+        Command::Healthcheck(args) => ops_cmd::healthcheck(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

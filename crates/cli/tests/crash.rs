@@ -34,6 +34,8 @@ fn spawn(dir: &std::path::Path) -> (Server, String) {
         .current_dir(dir)
         .env("TRADECORE_ADMIN_PASSWORD", PASSWORD)
         .env("TRADECORE_PAPER__TICKS_PER_SECOND", "20")
+        // Any free port: tests run side by side.
+        .env("TRADECORE_METRICS__LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -38,6 +38,8 @@ impl Serve {
             .env_remove("TRADECORE_DATABASE__URL")
             .env("TRADECORE_AUTH__ADMIN_PASSWORD", PASSWORD)
             .env("TRADECORE_PAPER__TICKS_PER_SECOND", "20")
+            // Any free port: tests run side by side.
+            .env("TRADECORE_METRICS__LISTEN", "127.0.0.1:0")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -38,6 +38,7 @@ fn serve_starts_on_defaults_answers_and_stops_on_sigterm() {
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(&dir)
         .env_remove("TRADECORE_DATABASE__URL")
+        .env("TRADECORE_METRICS__LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -46,14 +47,30 @@ fn serve_starts_on_defaults_answers_and_stops_on_sigterm() {
     let stdout = child.0.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let started = Instant::now();
+    let mut metrics = None;
     let addr = loop {
         let line = lines.next().expect("serve printed its address").unwrap();
+        if let Some(rest) = line.strip_prefix("metrics on http://") {
+            metrics = rest.strip_suffix("/metrics").map(str::to_string);
+        }
         if let Some(rest) = line.strip_prefix("tradecore is listening on http://") {
             break rest.trim().to_string();
         }
         assert!(started.elapsed() < Duration::from_secs(30), "serve did not start");
     };
     assert_eq!(get(&addr, "/healthz"), (200, "ok".to_string()));
+    // Metrics on their own listener, not on the public port.
+    let metrics = metrics.expect("serve printed its metrics address");
+    let (status, text) = get(&metrics, "/metrics");
+    assert_eq!(status, 200);
+    for name in ["tradecore_http_requests_total", "process_resident_memory_bytes", "tradecore_feed_lag_seconds"] {
+        assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
+    }
+    assert_eq!(get(&addr, "/metrics").0, 404, "the public port does not serve metrics");
+    // The container health check.
+    let ready = format!("http://{addr}/readyz");
+    let check = Command::new(env!("CARGO_BIN_EXE_tradecore")).args(["healthcheck", "--url", &ready]).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
     let (status, body) = get(&addr, "/readyz");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"database\":\"sqlite\""), "{body}");
@@ -74,6 +91,9 @@ fn serve_starts_on_defaults_answers_and_stops_on_sigterm() {
     child.0.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     assert!(status.success(), "exit status {status}; stderr: {stderr}");
     assert!(stderr.contains("flushing the journal"), "{stderr}");
+    let check = Command::new(env!("CARGO_BIN_EXE_tradecore")).args(["healthcheck", "--url", &ready]).output().unwrap();
+    assert!(!check.status.success(), "a stopped server is not healthy");
+    assert!(String::from_utf8_lossy(&check.stderr).contains("cannot connect"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

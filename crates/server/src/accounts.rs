@@ -197,6 +197,7 @@ async fn publisher(
             let mut holdings = p.holdings;
             for (i, event) in p.events.into_iter().enumerate() {
                 let order = fold.apply(&event);
+                crate::telemetry::order_event(&event.kind, order.as_ref());
                 let holdings = if i == last_index { holdings.take() } else { None };
                 let update = AccountUpdate { account, seq: p.first_seq + i as u64, event, order, holdings };
                 // No subscribers is fine: nobody is listening.
@@ -468,7 +469,10 @@ impl Actor {
     ) -> Result<(), AccountError> {
         let now = self.now();
         self.out.clear();
-        let submission = match self.engine.submit(request, now, &mut self.out) {
+        let started = std::time::Instant::now();
+        let submitted = self.engine.submit(request, now, &mut self.out);
+        crate::telemetry::engine_command(started);
+        let submission = match submitted {
             Ok(s) => s,
             Err(e) => {
                 let _ = reply.send(Err(e.into()));
@@ -498,7 +502,10 @@ impl Actor {
     ) -> Result<(), AccountError> {
         let now = self.now();
         self.out.clear();
-        if let Err(e) = self.engine.process(&Input::Command(command.clone()), now, &mut self.out) {
+        let started = std::time::Instant::now();
+        let processed = self.engine.process(&Input::Command(command.clone()), now, &mut self.out);
+        crate::telemetry::engine_command(started);
+        if let Err(e) = processed {
             let _ = reply.send(Err(e.into()));
             return Ok(());
         }

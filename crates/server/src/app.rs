@@ -93,6 +93,8 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::limits::enforce))
         // Added after the limiter: a page's cached files are not requests worth counting.
         .merge(crate::dashboard::asset_routes())
+        // Outermost: every answer is counted and carries a request id, 429s and 413s included.
+        .layer(axum::middleware::from_fn(crate::telemetry::track))
         .with_state(state)
 }
 
@@ -126,26 +128,64 @@ struct Readiness {
     /// `sqlite` or `postgres`.
     database: &'static str,
     migrations_pending: usize,
+    /// Where events travel between this server's parts: `in-process`.
+    bus: &'static str,
+    /// Instruments whose feed is live (a quote in the last 30 s).
+    feed_live: usize,
 }
 
-/// Readiness: the database answers and its migrations are current.
+/// A feed with no quote for this long makes the server not ready.
+const FEED_STALE_SECONDS: i64 = 30;
+
+/// Readiness: the database answers, its migrations are current, and the
+/// market feed is live.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "system",
     responses(
         (status = 200, description = "Ready to serve.", body = Readiness),
-        (status = 503, description = "- `unavailable`: the database is unreachable or migrations are pending."),
+        (status = 503, description = "- `unavailable`: the database is unreachable, migrations are pending, or an instrument has had no quote for 30 s."),
     ),
 )]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
-    let store = &state.runtime.store;
+    let rt = &state.runtime;
+    let store = &rt.store;
     store.ping().await.map_err(|e| ApiError::unavailable(format!("database: {e}")))?;
     let pending = store.pending_migrations().await.map_err(|e| ApiError::unavailable(format!("database: {e}")))?;
     if !pending.is_empty() {
         return Err(ApiError::unavailable(format!("{} migrations pending; run `tradecore migrate`", pending.len())));
     }
-    Ok(Json(Readiness { ready: true, database: store.backend(), migrations_pending: 0 }))
+    let stale = stale_instruments(rt.instruments(), &rt.latest_quotes(), rt.now());
+    if !stale.is_empty() {
+        return Err(ApiError::unavailable(format!(
+            "feed: no quote for {FEED_STALE_SECONDS} s from {}",
+            stale.join(", ")
+        )));
+    }
+    Ok(Json(Readiness {
+        ready: true,
+        database: store.backend(),
+        migrations_pending: 0,
+        bus: "in-process",
+        feed_live: rt.instruments().len(),
+    }))
+}
+
+/// The instruments without a quote in the last [`FEED_STALE_SECONDS`].
+fn stale_instruments<'a>(
+    instruments: &'a [model::Instrument],
+    quotes: &[model::Quote],
+    now: model::Timestamp,
+) -> Vec<&'a str> {
+    instruments
+        .iter()
+        .filter(|i| {
+            let last = quotes.iter().find(|q| q.instrument == i.id).map(|q| q.ts.as_nanos());
+            last.is_none_or(|ts| now.as_nanos() - ts > FEED_STALE_SECONDS * 1_000_000_000)
+        })
+        .map(|i| i.symbol.as_str())
+        .collect()
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -191,4 +231,27 @@ async fn status(State(state): State<AppState>) -> Json<Status> {
             failed_batches: stats.failed_batches.load(Relaxed),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{Instrument, Price, Quantity, Quote, Timestamp};
+
+    #[test]
+    fn a_feed_is_stale_after_thirty_seconds_without_a_quote() {
+        let instruments = [Instrument::simple(1, "AAA"), Instrument::simple(2, "BBB"), Instrument::simple(3, "CCC")];
+        let quote = |id: u32, secs: i64| Quote {
+            instrument: model::InstrumentId(id),
+            ts: Timestamp::from_secs(secs),
+            bid: Price::from_int(1),
+            bid_size: Quantity::ONE,
+            ask: Price::from_int(2),
+            ask_size: Quantity::ONE,
+        };
+        let now = Timestamp::from_secs(1_000);
+        let quotes = [quote(1, 990), quote(2, 960)];
+        assert_eq!(stale_instruments(&instruments, &quotes, now), ["BBB", "CCC"], "40 s old, and never quoted");
+        assert_eq!(stale_instruments(&instruments[..1], &quotes, now), Vec::<&str>::new());
+    }
 }

@@ -129,6 +129,7 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub paper: PaperConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
     pub trading: TradingConfig,
 }
 
@@ -333,6 +334,22 @@ impl Default for LogConfig {
     }
 }
 
+/// `[metrics]`: where Prometheus scrapes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the listener serving `GET /metrics` (Prometheus text
+    /// format), apart from the public port so a proxy never exposes it.
+    /// Localhost by default.
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 9464)) }
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -471,6 +488,7 @@ const KEYS: &[KeySpec] = &[
     KeySpec::new("paper", "seed", Kind::Integer).optional(),
     KeySpec::new("log", "format", Kind::Text),
     KeySpec::new("log", "level", Kind::Text),
+    KeySpec::new("metrics", "listen", Kind::Text),
     KeySpec::new("trading", "live_enabled", Kind::Bool),
 ];
 
@@ -1168,8 +1186,9 @@ fn closest(input: &str, candidates: impl IntoIterator<Item = (String, String)>) 
 /// section; else the nearest key of the same section.
 fn suggest_file_key(section: &str, key: &str) -> Option<String> {
     let elsewhere: Vec<&KeySpec> = KEYS.iter().filter(|k| k.key == key).collect();
-    if let [spec] = elsewhere.as_slice() {
-        return Some(format!("`{}` in [{}]", spec.key, spec.section));
+    if let [first, ..] = elsewhere.as_slice() {
+        let sections: Vec<String> = elsewhere.iter().map(|k| format!("[{}]", k.section)).collect();
+        return Some(format!("`{}` in {}", first.key, sections.join(" or ")));
     }
     let same_section = KEYS.iter().filter(|k| k.section == section);
     closest(key, same_section.map(|k| (k.key.to_string(), format!("`{}`", k.name()))))
@@ -1197,9 +1216,10 @@ fn suggest_env(var: &str) -> Option<String> {
     let rest = var.strip_prefix(ENV_PREFIX).unwrap_or(var);
     // `TRADECORE_LISTEN`: the key without its section.
     if !rest.contains("__") {
-        let matches: Vec<&KeySpec> = KEYS.iter().filter(|k| k.key.eq_ignore_ascii_case(rest)).collect();
-        if let [spec] = matches.as_slice() {
-            return Some(spec.env_name());
+        let matches: Vec<String> =
+            KEYS.iter().filter(|k| k.key.eq_ignore_ascii_case(rest)).map(KeySpec::env_name).collect();
+        if !matches.is_empty() {
+            return Some(matches.join(" or "));
         }
     }
     // `TRADECORE_SERVER_LISTEN`: one underscore where two belong.
@@ -1514,7 +1534,7 @@ mod tests {
                 "key outside a section",
                 "listen = \"0.0.0.0:1\"\n",
                 &[],
-                &["`listen` is not a configuration key; did you mean `listen` in [server]?"],
+                &["`listen` is not a configuration key; did you mean `listen` in [server] or [metrics]?"],
             ),
             ("section that is not a table", "server = 5\n", &[], &["`server` must be a table"]),
             (

@@ -16,3 +16,4 @@ pub mod openapi;
 pub mod routes;
 pub mod runtime;
 pub mod serve;
+pub mod telemetry;

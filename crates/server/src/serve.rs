@@ -141,18 +141,25 @@ pub async fn start(config: Config) -> Result<Started, ServeError> {
 /// `tradecore serve`: runs until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let addr = config.server.listen;
+    let metrics_addr = config.metrics.listen;
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     let started = start(config).await?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Listen { addr, source })?;
     let local = listener.local_addr().map_err(|source| ServeError::Listen { addr, source })?;
+    let (signal_tx, signal_rx) = watch::channel(false);
+    let metrics_local = crate::telemetry::serve_metrics(metrics_addr, started.state.clone(), signal_rx.clone())
+        .await
+        .map_err(|source| ServeError::Listen { addr: metrics_addr, source })?;
+    tracing::info!(local = %metrics_local, "metrics listening");
+    println!("metrics on http://{metrics_local}/metrics");
     tracing::info!(%local, database = started.state.runtime.store.backend(), "tradecore is listening");
     if let Some(password) = &started.admin_password {
         // Shown once: it is stored only as a hash.
         println!("first start: sign in as 'admin' with the one-time password {password}");
     }
+    // Last: scripts and tests wait for this line.
     println!("tradecore is listening on http://{local}");
     let router = app(started.state.clone());
-    let (signal_tx, signal_rx) = watch::channel(false);
     let closing = Arc::clone(&started.state.closing);
     tokio::spawn(async move {
         shutdown_signal().await;

@@ -133,12 +133,12 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Pending>, max_batch: usize, st
         commits.extend(batch.iter_mut().map(|p| std::mem::take(&mut p.commit)));
         let started = std::time::Instant::now();
         let result = store.write(&commits).await;
-        stats
-            .write_micros
-            .fetch_add(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
-        stats
-            .last_write_micros
-            .store(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        let took = started.elapsed();
+        metrics::histogram!("tradecore_journal_commit_duration_seconds").record(took.as_secs_f64());
+        #[allow(clippy::cast_precision_loss)] // a batch holds at most a few thousand commits
+        metrics::histogram!("tradecore_journal_batch_size").record(batch.len() as f64);
+        stats.write_micros.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        stats.last_write_micros.store(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
         stats.batches.fetch_add(1, Ordering::Relaxed);
         let event_count: usize = commits.iter().map(|c| c.events.len()).sum();
         match result {

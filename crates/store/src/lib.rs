@@ -351,6 +351,20 @@ impl Store {
     }
 
     /// Checks the database answers.
+    /// Connections in the pool: (open, idle).
+    #[must_use]
+    pub fn pool_state(&self) -> (u32, usize) {
+        on_pool!(self, |pool| (pool.size(), pool.num_idle()))
+    }
+
+    /// How long taking a connection from the pool takes now (it is given
+    /// back at once): how long queries wait for one.
+    pub async fn acquire_latency(&self) -> Result<Duration, StoreError> {
+        let started = std::time::Instant::now();
+        on_pool!(self, |pool| drop(pool.acquire().await?));
+        Ok(started.elapsed())
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
         Ok(())

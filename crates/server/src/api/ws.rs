@@ -251,7 +251,10 @@ struct Closed;
 /// Sends one frame, giving up on a client that does not take it in time.
 async fn send(socket: &mut WebSocket, message: &ServerMessage<'_>) -> Result<(), Closed> {
     match tokio::time::timeout(WRITE_TIMEOUT, socket.send(text(message))).await {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(())) => {
+            crate::telemetry::ws_sent();
+            Ok(())
+        }
         _ => Err(Closed),
     }
 }
@@ -259,7 +262,10 @@ async fn send(socket: &mut WebSocket, message: &ServerMessage<'_>) -> Result<(),
 /// [`send`] for a frame already written.
 async fn send_text(socket: &mut WebSocket, text: String) -> Result<(), Closed> {
     match tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Text(Utf8Bytes::from(text)))).await {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(())) => {
+            crate::telemetry::ws_sent();
+            Ok(())
+        }
         _ => Err(Closed),
     }
 }
@@ -432,6 +438,7 @@ fn wait_for_quote(instrument: InstrumentId, generation: u64, mut receiver: Quote
 }
 
 async fn connection(state: AppState, user: Option<UserId>, credentials: Option<HeaderMap>, socket: WebSocket) {
+    let _counted = crate::telemetry::WsConnection::open();
     let mut connection = Connection {
         state,
         user,
@@ -510,6 +517,7 @@ impl Connection {
                     Ok(update) => self.on_bot(&update).await?,
                     Err(RecvError::Lagged(missed)) => {
                         if self.subs.bots {
+                            crate::telemetry::ws_dropped(missed);
                             let message = format!("{missed} bot updates were dropped because this connection fell behind");
                             self.error("lagged", message, Some("bots")).await?;
                         }
@@ -585,8 +593,11 @@ impl Connection {
             return;
         }
         let frame = receiver.borrow_and_update().clone();
-        if let Some(frame) = frame {
-            self.pending_quotes.insert(instrument, frame);
+        if let Some(frame) = frame
+            && self.pending_quotes.insert(instrument, frame).is_some()
+        {
+            // The client had not taken the previous one: conflated away.
+            crate::telemetry::ws_dropped(1);
         }
         self.quote_waits.push(wait_for_quote(instrument, generation, receiver));
     }
@@ -604,8 +615,8 @@ impl Connection {
 
     fn buffer_candle(&mut self, candle: Candle) {
         let key = (candle.instrument, candle.interval);
-        if self.subs.candles.contains_key(&key) {
-            self.pending_candles.insert(key, candle);
+        if self.subs.candles.contains_key(&key) && self.pending_candles.insert(key, candle).is_some() {
+            crate::telemetry::ws_dropped(1);
         }
     }
 
