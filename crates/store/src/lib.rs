@@ -61,6 +61,8 @@ pub mod auth;
 pub mod backtests;
 pub mod bots;
 mod commit;
+pub mod dump;
+pub mod jobs;
 mod market;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
@@ -170,7 +172,7 @@ pub struct OrderQuery {
 /// under SQLite's and PostgreSQL's bind-parameter limits.
 pub(crate) const ROWS_PER_STATEMENT: usize = 1_000;
 
-fn ns(ts: Timestamp) -> i64 {
+pub(crate) fn ns(ts: Timestamp) -> i64 {
     ts.as_nanos()
 }
 
@@ -182,11 +184,11 @@ pub(crate) fn from_i64(v: i64, what: &'static str) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt { what, detail: format!("negative value {v}") })
 }
 
-fn json<T: Serialize>(value: &T, what: &'static str) -> Result<String, StoreError> {
+pub(crate) fn json<T: Serialize>(value: &T, what: &'static str) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt { what, detail: e.to_string() })
 }
 
-fn parse_json<T: for<'de> Deserialize<'de>>(text: &str, what: &'static str) -> Result<T, StoreError> {
+pub(crate) fn parse_json<T: for<'de> Deserialize<'de>>(text: &str, what: &'static str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt { what, detail: e.to_string() })
 }
 
@@ -363,6 +365,19 @@ impl Store {
         let started = std::time::Instant::now();
         on_pool!(self, |pool| drop(pool.acquire().await?));
         Ok(started.elapsed())
+    }
+
+    /// The database server's clock, for comparing with ours: PostgreSQL's;
+    /// `None` for SQLite, which runs on this machine's clock.
+    pub async fn database_now(&self) -> Result<Option<Timestamp>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(None),
+            Backend::Postgres(pool) => {
+                let sql = "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT";
+                let micros: i64 = sqlx::query(sql).fetch_one(pool).await?.try_get(0)?;
+                Ok(Some(Timestamp::from_nanos(micros.saturating_mul(1000))))
+            }
+        }
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
