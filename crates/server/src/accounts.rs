@@ -222,6 +222,30 @@ enum Message {
     State { reply: oneshot::Sender<engine::AccountState> },
     Read { job: ReadJob, durable: bool },
     Flush { reply: oneshot::Sender<Result<(), AccountError>> },
+    Reconcile { reply: oneshot::Sender<ReconcileView> },
+}
+
+/// What reconciliation compares, taken in the actor at one moment: the
+/// order differences with the venue, and the engine's positions and cash
+/// as of journal `seq` (for comparing with read models at the same seq).
+#[derive(Debug, Clone)]
+pub struct ReconcileView {
+    pub seq: u64,
+    pub orders: Vec<OrderDifference>,
+    pub positions: Vec<model::account::Position>,
+    pub balances: Vec<(model::Currency, model::Money)>,
+}
+
+/// An order the engine and its venue disagree about.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OrderDifference {
+    /// Open in the engine, unknown to the venue.
+    MissingAtVenue { order_id: OrderId },
+    /// Working at the venue, not open in the engine.
+    UnknownToEngine { order_id: OrderId },
+    /// Both have it, with different quantities left.
+    Remaining { order_id: OrderId, engine: model::Quantity, venue: model::Quantity },
 }
 
 /// Computes a reply from the state now; the returned closure delivers it
@@ -252,6 +276,7 @@ impl std::fmt::Debug for Message {
             Self::State { .. } => "State",
             Self::Read { .. } => "Read",
             Self::Flush { .. } => "Flush",
+            Self::Reconcile { .. } => "Reconcile",
         })
     }
 }
@@ -275,6 +300,14 @@ impl AccountHandle {
     /// when the actor is busy: the next quote supersedes it.
     pub fn quote(&self, quote: Quote) {
         let _ = self.tx.try_send(Message::Quote(quote));
+    }
+
+    /// Compares the engine's open orders with the venue's working orders,
+    /// and returns them with the engine's positions and cash.
+    pub async fn reconcile_view(&self) -> Result<ReconcileView, AccountError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Message::Reconcile { reply }).await.map_err(|_| AccountError::Stopped)?;
+        answer.await.map_err(|_| AccountError::Stopped)
     }
 
     /// Waits until everything the account has done so far is durable
@@ -429,6 +462,34 @@ impl Actor {
         }
     }
 
+    /// Where the engine's open orders and the paper venues' working orders differ.
+    fn order_differences(&self) -> Vec<OrderDifference> {
+        let state = self.engine.state();
+        let working: HashMap<OrderId, model::Quantity> = self.venues.values().flat_map(QuoteVenue::working).collect();
+        let mut out = Vec::new();
+        for id in &state.open_orders {
+            let Some(order) = state.orders.get(id) else { continue };
+            match working.get(id) {
+                None => out.push(OrderDifference::MissingAtVenue { order_id: *id }),
+                Some(left) if *left != order.remaining() => {
+                    out.push(OrderDifference::Remaining { order_id: *id, engine: order.remaining(), venue: *left });
+                }
+                Some(_) => {}
+            }
+        }
+        for id in working.keys() {
+            if !state.open_orders.contains(id) {
+                out.push(OrderDifference::UnknownToEngine { order_id: *id });
+            }
+        }
+        out.sort_by_key(|d| match d {
+            OrderDifference::MissingAtVenue { order_id }
+            | OrderDifference::UnknownToEngine { order_id }
+            | OrderDifference::Remaining { order_id, .. } => *order_id,
+        });
+        out
+    }
+
     fn venue(&mut self, instrument: InstrumentId) -> &mut QuoteVenue {
         let config = self.fill_config;
         self.venues.entry(instrument).or_insert_with(|| QuoteVenue::new(config))
@@ -445,6 +506,19 @@ impl Actor {
                     Ok(())
                 }
                 Message::Flush { reply } => self.flush(reply).await,
+                Message::Reconcile { reply } => {
+                    let state = self.engine.state();
+                    let mut balances: Vec<(model::Currency, model::Money)> =
+                        state.balances.iter().map(|(c, m)| (*c, *m)).collect();
+                    balances.sort_by_key(|(c, _)| *c);
+                    let _ = reply.send(ReconcileView {
+                        seq: self.last_seq,
+                        orders: self.order_differences(),
+                        positions: state.books.iter().map(|b| b.position.clone()).collect(),
+                        balances,
+                    });
+                    Ok(())
+                }
                 Message::Read { job, durable } => {
                     self.read(job, durable);
                     Ok(())

@@ -25,9 +25,13 @@ pub struct AppState {
     pub credentials: Arc<crate::auth::CredentialCache>,
     /// Backtests running on this server, with their progress.
     pub backtest_runs: Arc<crate::api::backtests::BacktestRuns>,
+    /// Background jobs: the queue's workers and schedules.
+    pub jobs: Arc<crate::jobs::Jobs>,
     /// Set when the server is stopping: WebSockets close (1001) so clients
     /// reconnect elsewhere at once instead of holding the shutdown up.
     pub closing: Arc<tokio::sync::watch::Sender<bool>>,
+    /// `server.trusted_proxies`, parsed (see `client_ip`).
+    pub trusted_proxies: Arc<[crate::client_ip::Network]>,
 }
 
 impl AppState {
@@ -36,6 +40,8 @@ impl AppState {
         let limits =
             crate::limits::Limits::new(config.rate_limit.per_ip_per_minute, config.rate_limit.per_token_per_minute);
         let bots = Arc::new(crate::bots::Bots::new(Arc::clone(&runtime)));
+        let jobs = Arc::new(crate::jobs::Jobs::new(Arc::clone(&runtime), Arc::clone(&config)));
+        let trusted_proxies = config.server.trusted_proxy_networks().into();
         Self {
             runtime,
             config,
@@ -43,7 +49,9 @@ impl AppState {
             bots,
             credentials: Arc::default(),
             backtest_runs: Arc::default(),
+            jobs,
             closing: Arc::new(tokio::sync::watch::channel(false).0),
+            trusted_proxies,
         }
     }
 }
@@ -91,6 +99,8 @@ pub fn app(state: AppState) -> Router {
         // Oversized bodies are refused before a handler reads them (413).
         .layer(axum::extract::DefaultBodyLimit::max(state.config.server.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::limits::enforce))
+        // Before the limiter: behind a trusted proxy, limits count clients, not the proxy.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::client_ip::identify))
         // Added after the limiter: a page's cached files are not requests worth counting.
         .merge(crate::dashboard::asset_routes())
         // Outermost: every answer is counted and carries a request id, 429s and 413s included.

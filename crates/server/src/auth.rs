@@ -37,13 +37,13 @@
 //! throttled per user name and per client IP by [`LoginThrottle`].
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+
 use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum_extra::extract::cookie::CookieJar;
@@ -646,7 +646,8 @@ pub fn check_origin(headers: &HeaderMap, config: &Config) -> Result<(), ApiError
 /// `oneshot`), the user agent when the client sends none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientMeta {
-    /// The peer address. Behind a reverse proxy this is the proxy's.
+    /// The client's address: the peer's, or behind a proxy listed in
+    /// `server.trusted_proxies`, the one it forwarded (see `client_ip`).
     pub ip: Option<String>,
     pub user_agent: Option<String>,
 }
@@ -655,7 +656,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
+        let ip = crate::client_ip::of(&parts.extensions).map(|ip| ip.to_string());
         let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| {
             let mut end = ua.len().min(MAX_USER_AGENT_LEN);
             while !ua.is_char_boundary(end) {

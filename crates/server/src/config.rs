@@ -130,6 +130,9 @@ pub struct Config {
     pub paper: PaperConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub jobs: JobsConfig,
+    pub retention: RetentionConfig,
+    pub backup: BackupConfig,
     pub trading: TradingConfig,
 }
 
@@ -151,6 +154,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// On SIGTERM, how long in-flight requests and WebSockets get to finish.
     pub shutdown_grace_seconds: u64,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names
+    /// the client, for rate limits, the sign-in throttle and the audit log.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -161,6 +167,7 @@ impl Default for ServerConfig {
             secure_cookies: false,
             max_body_bytes: 1024 * 1024,
             shutdown_grace_seconds: 10,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -169,6 +176,12 @@ impl ServerConfig {
     #[must_use]
     pub const fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_seconds)
+    }
+
+    /// `trusted_proxies`, parsed (validation has refused bad entries).
+    #[must_use]
+    pub fn trusted_proxy_networks(&self) -> Vec<crate::client_ip::Network> {
+        self.trusted_proxies.iter().filter_map(|n| crate::client_ip::Network::parse(n).ok()).collect()
     }
 }
 
@@ -350,6 +363,132 @@ impl Default for MetricsConfig {
     }
 }
 
+/// `[jobs]`: the background workers and when each built-in job runs.
+/// Schedules are five-field cron expressions in UTC (`*/5 * * * *`,
+/// `0 2 * * *`, `@daily`); an empty one switches the job off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Jobs this instance runs at once.
+    pub workers: u32,
+    /// Runs a failing job gets before it goes to the dead-letter list.
+    pub max_attempts: u32,
+    /// Compare each account's orders, positions and cash with its venue.
+    pub reconcile: String,
+    /// Record each account's equity at the end of the UTC day.
+    pub equity_daily: String,
+    /// Rebuild 5m, 1h and 1d candles from the stored 1m candles.
+    pub candle_rollup: String,
+    /// Delete data older than `[retention]` allows.
+    pub retention: String,
+    /// Back the database up to `backup.target` (only when it is set).
+    pub backup: String,
+    /// Restore the latest backup into a scratch database and check it.
+    pub backup_verify: String,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            max_attempts: 5,
+            reconcile: "*/5 * * * *".to_string(),
+            // After midnight's last minute snapshot has been written.
+            equity_daily: "10 0 * * *".to_string(),
+            candle_rollup: "3 * * * *".to_string(),
+            retention: "30 3 * * *".to_string(),
+            backup: "0 2 * * *".to_string(),
+            backup_verify: "0 4 * * 0".to_string(),
+        }
+    }
+}
+
+impl JobsConfig {
+    /// Each job's schedule, by job name (empty: off).
+    #[must_use]
+    pub fn schedules(&self) -> [(&'static str, &str); 6] {
+        [
+            ("reconcile", &self.reconcile),
+            ("equity_daily", &self.equity_daily),
+            ("candle_rollup", &self.candle_rollup),
+            ("retention", &self.retention),
+            ("backup", &self.backup),
+            ("backup_verify", &self.backup_verify),
+        ]
+    }
+}
+
+/// `[retention]`: how many days of each kind of data to keep; 0 keeps it forever.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub candles_1m_days: u32,
+    pub candles_5m_days: u32,
+    pub candles_1h_days: u32,
+    pub candles_1d_days: u32,
+    /// The minute-by-minute equity history (the end-of-day one is kept).
+    pub equity_minutes_days: u32,
+    pub audit_days: u32,
+    /// Finished and dead jobs.
+    pub jobs_days: u32,
+    /// Sessions that have expired.
+    pub sessions_days: u32,
+    /// Finished backtests and their reports.
+    pub backtests_days: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            candles_1m_days: 30,
+            candles_5m_days: 365,
+            candles_1h_days: 0,
+            candles_1d_days: 0,
+            equity_minutes_days: 90,
+            audit_days: 730,
+            jobs_days: 30,
+            sessions_days: 7,
+            backtests_days: 0,
+        }
+    }
+}
+
+/// `[backup]`: where backups go and how they are protected and kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// `file:///var/lib/tradecore/backups`, or an S3-compatible bucket:
+    /// `s3://BUCKET/PREFIX?endpoint=https://s3.example.com&region=us-east-1`
+    /// (AWS S3, Backblaze B2, Wasabi, MinIO). Unset: no backups are taken.
+    pub target: Option<String>,
+    /// The encryption key: 32 random bytes as 64 hex digits or base64
+    /// (`openssl rand -hex 32`). Required with a target. A secret.
+    pub key: Option<Secret<String>>,
+    /// S3 credentials. Secrets.
+    pub s3_access_key_id: Option<Secret<String>>,
+    pub s3_secret_access_key: Option<Secret<String>>,
+    /// Keep every backup this many days...
+    pub keep_daily_days: u32,
+    /// ...then one a week (the first of its ISO week) this many days...
+    pub keep_weekly_days: u32,
+    /// ...then one a month (the first of its month) this many days.
+    pub keep_monthly_days: u32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            target: None,
+            key: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            keep_daily_days: 30,
+            keep_weekly_days: 90,
+            keep_monthly_days: 365,
+        }
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -468,6 +607,7 @@ impl KeySpec {
 const KEYS: &[KeySpec] = &[
     KeySpec::new("server", "listen", Kind::Text),
     KeySpec::new("server", "public_origins", Kind::List),
+    KeySpec::new("server", "trusted_proxies", Kind::List),
     KeySpec::new("server", "secure_cookies", Kind::Bool),
     KeySpec::new("server", "max_body_bytes", Kind::Integer),
     KeySpec::new("server", "shutdown_grace_seconds", Kind::Integer),
@@ -489,7 +629,41 @@ const KEYS: &[KeySpec] = &[
     KeySpec::new("log", "format", Kind::Text),
     KeySpec::new("log", "level", Kind::Text),
     KeySpec::new("metrics", "listen", Kind::Text),
+    KeySpec::new("jobs", "workers", Kind::Integer),
+    KeySpec::new("jobs", "max_attempts", Kind::Integer),
+    KeySpec::new("jobs", "reconcile", Kind::Text),
+    KeySpec::new("jobs", "equity_daily", Kind::Text),
+    KeySpec::new("jobs", "candle_rollup", Kind::Text),
+    KeySpec::new("jobs", "retention", Kind::Text),
+    KeySpec::new("jobs", "backup", Kind::Text),
+    KeySpec::new("jobs", "backup_verify", Kind::Text),
+    KeySpec::new("retention", "candles_1m_days", Kind::Integer),
+    KeySpec::new("retention", "candles_5m_days", Kind::Integer),
+    KeySpec::new("retention", "candles_1h_days", Kind::Integer),
+    KeySpec::new("retention", "candles_1d_days", Kind::Integer),
+    KeySpec::new("retention", "equity_minutes_days", Kind::Integer),
+    KeySpec::new("retention", "audit_days", Kind::Integer),
+    KeySpec::new("retention", "jobs_days", Kind::Integer),
+    KeySpec::new("retention", "sessions_days", Kind::Integer),
+    KeySpec::new("retention", "backtests_days", Kind::Integer),
+    KeySpec::new("backup", "target", Kind::Text).optional(),
+    KeySpec::new("backup", "key", Kind::Text).secret().optional(),
+    KeySpec::new("backup", "s3_access_key_id", Kind::Text).secret().optional(),
+    KeySpec::new("backup", "s3_secret_access_key", Kind::Text).secret().optional(),
+    KeySpec::new("backup", "keep_daily_days", Kind::Integer),
+    KeySpec::new("backup", "keep_weekly_days", Kind::Integer),
+    KeySpec::new("backup", "keep_monthly_days", Kind::Integer),
     KeySpec::new("trading", "live_enabled", Kind::Bool),
+];
+
+/// The schedule keys, for naming the one that is wrong.
+const JOB_KEYS: [&str; 6] = [
+    "jobs.reconcile",
+    "jobs.equity_daily",
+    "jobs.candle_rollup",
+    "jobs.retention",
+    "jobs.backup",
+    "jobs.backup_verify",
 ];
 
 fn find_key(section: &str, key: &str) -> Option<&'static KeySpec> {
@@ -986,7 +1160,13 @@ impl Config {
         at_least_one("auth.login_attempts_per_minute", u64::from(self.auth.login_attempts_per_minute));
         at_least_one("rate_limit.per_ip_per_minute", u64::from(self.rate_limit.per_ip_per_minute));
         at_least_one("rate_limit.per_token_per_minute", u64::from(self.rate_limit.per_token_per_minute));
+        at_least_one("jobs.max_attempts", u64::from(self.jobs.max_attempts));
 
+        for network in &self.server.trusted_proxies {
+            if let Err(why) = crate::client_ip::Network::parse(network) {
+                out.push(("server.trusted_proxies", format!("'{network}' {why}")));
+            }
+        }
         for origin in &self.server.public_origins {
             if let Err(why) = check_origin(origin) {
                 out.push(("server.public_origins", format!("'{origin}' {why}")));
@@ -1028,6 +1208,40 @@ impl Config {
                 out.push(("paper.instruments", format!("'{symbol}' is listed twice")));
             }
         }
+        for (name, schedule) in self.jobs.schedules() {
+            if !schedule.trim().is_empty()
+                && let Err(e) = crate::jobs::cron::Cron::parse(schedule)
+            {
+                out.push((
+                    JOB_KEYS.iter().find(|k| k.strip_prefix("jobs.") == Some(name)).copied().unwrap_or("jobs"),
+                    e,
+                ));
+            }
+        }
+        if let Some(target) = &self.backup.target {
+            let s3 = target.starts_with("s3://");
+            if !(target.starts_with("file://") || s3) {
+                out.push(("backup.target", "must start with file:// or s3://".to_string()));
+            }
+            if self.backup.key.is_none() {
+                out.push(("backup.key", "is required with backup.target: backups are always encrypted".to_string()));
+            }
+            if s3 && (self.backup.s3_access_key_id.is_none() || self.backup.s3_secret_access_key.is_none()) {
+                out.push((
+                    "backup.s3_access_key_id",
+                    "an s3:// target needs backup.s3_access_key_id and backup.s3_secret_access_key".to_string(),
+                ));
+            }
+        }
+        if let Some(key) = &self.backup.key
+            && let Err(e) = crate::backup::crypto::parse_key(key.expose())
+        {
+            out.push(("backup.key", e));
+        }
+        if self.jobs.workers > 64 {
+            out.push(("jobs.workers", format!("must be at most 64, got {}", self.jobs.workers)));
+        }
+
         if !(1..=1000).contains(&self.paper.ticks_per_second) {
             out.push(("paper.ticks_per_second", format!("must be 1 to 1000, got {}", self.paper.ticks_per_second)));
         }
@@ -1626,6 +1840,8 @@ mod tests {
             ("bad log level", "[log]\nlevel = \"server=loud\"\n", &["log.level", "server=loud"]),
             ("origin with slash", "[server]\npublic_origins = [\"https://a.example/\"]\n", &["server.public_origins"]),
             ("origin without scheme", "[server]\npublic_origins = [\"a.example\"]\n", &["https://"]),
+            ("proxy by name", "[server]\ntrusted_proxies = [\"nginx\"]\n", &["server.trusted_proxies", "not an IP"]),
+            ("proxy prefix", "[server]\ntrusted_proxies = [\"10.0.0.0/40\"]\n", &["0 to 32"]),
             ("redis scheme", "[redis]\nurl = \"http://cache\"\n", &["redis.url", "redis://"]),
             ("empty admin password", "[auth]\nadmin_password = \"\"\n", &["auth.admin_password"]),
             ("zero session", "[auth]\nsession_ttl_hours = 0\n", &["auth.session_ttl_hours"]),
@@ -1718,6 +1934,10 @@ mod tests {
         full.redis.url = Some(Secret::new("redis://x".into()));
         full.auth.admin_password = Some(Secret::new("x".into()));
         full.paper.seed = Some(1);
+        full.backup.target = Some("file:///b".into());
+        full.backup.key = Some(Secret::new("k".into()));
+        full.backup.s3_access_key_id = Some(Secret::new("a".into()));
+        full.backup.s3_secret_access_key = Some(Secret::new("s".into()));
         let table = toml::Table::try_from(&full).unwrap();
         let mut from_structs: Vec<String> = table
             .iter()

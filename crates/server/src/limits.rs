@@ -8,11 +8,11 @@
 //! clients active in the last minute.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -96,7 +96,7 @@ fn token_key(request: &Request) -> Option<String> {
 /// requests, from the token's bucket.
 pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let now = Instant::now();
-    let ip: Option<IpAddr> = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let ip: Option<IpAddr> = crate::client_ip::of(request.extensions());
     if let Some(ip) = ip
         && let Err(wait) = state.limits.per_ip.check(&ip.to_string(), now)
     {

@@ -244,6 +244,13 @@ impl Runtime {
         states
     }
 
+    /// Every account running here, by id.
+    pub async fn account_handles(&self) -> Vec<AccountHandle> {
+        let mut handles: Vec<AccountHandle> = self.accounts.read().await.values().cloned().collect();
+        handles.sort_by_key(|h| h.id);
+        handles
+    }
+
     pub async fn account(&self, id: AccountId) -> Option<AccountHandle> {
         self.accounts.read().await.get(&id).cloned()
     }

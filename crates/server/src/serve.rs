@@ -90,11 +90,19 @@ pub struct Started {
     pub admin_password: Option<String>,
     stop_market: watch::Sender<bool>,
     market: tokio::task::JoinHandle<()>,
+    stop_jobs: watch::Sender<bool>,
+    jobs: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Started {
     /// Stops the market and flushes every account.
     pub async fn stop(self) {
+        // Workers stop claiming; a job still running is left to its lease and
+        // runs again on the next start (jobs are safe to run twice).
+        let _ = self.stop_jobs.send(true);
+        for task in self.jobs {
+            task.abort();
+        }
         // Bots first: they stay recorded as running and resume on the next start.
         self.state.bots.shutdown().await;
         let _ = self.stop_market.send(true);
@@ -105,6 +113,9 @@ impl Started {
 
 /// Opens the database (migrating it), starts the runtime and the paper market.
 pub async fn start(config: Config) -> Result<Started, ServeError> {
+    // The recorder first: what happens while starting (migrations, the jobs
+    // of missed slots) is counted too.
+    crate::telemetry::prometheus();
     let store = open_store(&config).await?;
     store.migrate().await.map_err(ServeError::Migrate)?;
     let specs = paper_specs(&config)?;
@@ -135,7 +146,9 @@ pub async fn start(config: Config) -> Result<Started, ServeError> {
     if resumed > 0 {
         tracing::info!(bots = resumed, "bots resumed");
     }
-    Ok(Started { state, admin_password, stop_market, market })
+    let (stop_jobs, jobs_stop) = watch::channel(false);
+    let jobs = state.jobs.spawn(jobs_stop);
+    Ok(Started { state, admin_password, stop_market, market, stop_jobs, jobs })
 }
 
 /// `tradecore serve`: runs until SIGINT or SIGTERM.

@@ -100,6 +100,23 @@ fn describe() {
     describe_gauge!("tradecore_feed_lag_seconds", "Age of each instrument's latest quote.");
     describe_gauge!("tradecore_bots_running", "Bots running on this server.");
     describe_gauge!("tradecore_accounts_running", "Trading accounts running on this server.");
+    describe_gauge!("tradecore_jobs_queued", "Jobs waiting in the queue, by job.");
+    describe_gauge!("tradecore_jobs_dead", "Jobs in the dead-letter list (failed every attempt).");
+    describe_counter!("tradecore_job_runs_total", "Job runs, by job and outcome (ok, retry, failed).");
+    describe_histogram!("tradecore_job_duration_seconds", "Time a job run took, by job.");
+    describe_counter!("tradecore_reconcile_differences_total", "Differences reconciliation found, by kind.");
+    describe_gauge!(
+        "tradecore_backup_last_success_timestamp_seconds",
+        "When the last backup of this server succeeded."
+    );
+    describe_gauge!("tradecore_backup_last_size_bytes", "Size of the last backup, as stored.");
+    describe_gauge!("tradecore_backup_interval_seconds", "Time between scheduled backups.");
+    describe_counter!("tradecore_backup_failures_total", "Scheduled backups that failed.");
+    describe_gauge!(
+        "tradecore_backup_verify_last_success_timestamp_seconds",
+        "When a backup was last restored and checked."
+    );
+    describe_counter!("tradecore_backup_verify_failures_total", "Backup verifications that failed.");
 }
 
 /// Counts an order event once it is durable.
@@ -243,6 +260,12 @@ async fn sample(state: &AppState) {
     }
     gauge!("tradecore_bots_running").set(state.bots.running_count().await as f64);
     gauge!("tradecore_accounts_running").set(rt.account_count().await as f64);
+    crate::jobs::sample_metrics(rt).await;
+    if let Some(backup) = state.jobs.schedules().iter().find(|s| s.job == "backup")
+        && let Some(period) = backup.cron.period_after(now)
+    {
+        gauge!("tradecore_backup_interval_seconds").set(period as f64);
+    }
 }
 
 /// The standard `process_*` metrics, read from `/proc/self` (Linux). They

@@ -26,8 +26,13 @@ struct Setup {
 
 impl Setup {
     async fn new(label: &str) -> Self {
+        Self::with(label, &[]).await
+    }
+
+    /// With more settings as `TRADECORE_*` variables.
+    async fn with(label: &str, settings: &[(&str, &str)]) -> Self {
         let db = TestDatabase::create("sqlite", label).await;
-        let server = common::start(&db).await;
+        let server = common::start_with(&db, settings).await;
         let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
         Self { db, server, admin }
     }
@@ -496,6 +501,62 @@ async fn an_invited_viewer_sets_a_password_and_cannot_place_orders() {
     assert!(status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND, "{status}");
     drop((viewer, admin_browser));
     setup.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_runs_a_job_and_retries_a_dead_letter() {
+    // The backup directory cannot be made while a file is in its way.
+    let dir = std::env::temp_dir().join(format!("tc-e2e-jobs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let blocker = dir.join("blocker");
+    std::fs::write(&blocker, "in the way").unwrap();
+    let target = format!("file://{}/backups", blocker.display());
+    let key = "8a".repeat(32);
+    let setup = Setup::with(
+        "e2e_jobs",
+        &[
+            ("TRADECORE_BACKUP__TARGET", &target),
+            ("TRADECORE_BACKUP__KEY", &key),
+            ("TRADECORE_JOBS__MAX_ATTEMPTS", "1"),
+            ("TRADECORE_JOBS__BACKUP", ""),
+            ("TRADECORE_JOBS__BACKUP_VERIFY", ""),
+        ],
+    )
+    .await;
+    let browser = Browser::start("an_admin_runs_a_job").await;
+    sign_in(&browser, &setup, "admin", ADMIN_PASSWORD).await;
+    browser.goto(&setup.url("/admin#jobs")).await;
+    browser.wait_text("#schedules-table", "Reconcile with venues").await;
+    browser.wait_text("#backup-target", "Not a directory").await;
+
+    // Run now: the backup fails, and with one attempt it is a dead letter.
+    browser.click("#schedules-table button[data-run=reconcile]").await;
+    browser.wait_text("#toasts", "queued as job").await;
+    let (_, page) = setup.admin.get("/api/v1/admin/jobs?kind=reconcile").await;
+    assert!(!page["items"].as_array().unwrap().is_empty(), "{page}");
+    let (status, body) = setup.admin.post("/api/v1/admin/jobs", json!({"kind": "backup"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_i64().unwrap();
+    browser.select("#job-status", "dead").await;
+    browser.wait_text(&format!("#jobs-table tr[data-job=\"{id}\"]"), "Not a directory").await;
+    keep_screenshot(&browser, "admin-jobs").await;
+
+    // Fixed, and retried from the page: it runs, and the backup is listed.
+    std::fs::remove_file(&blocker).unwrap();
+    browser.click(&format!("#jobs-table button[data-retry=\"{id}\"]")).await;
+    browser.wait_text("#toasts", "queued again").await;
+    browser.select("#job-status", "").await;
+    browser.wait_text(&format!("#jobs-table tr[data-job=\"{id}\"]"), "done").await;
+    browser.wait_text("#backups-table", "tradecore-").await;
+    browser.wait_text("#backups-table", "signed").await;
+    browser.wait_text("#backup-target", "Target: file://").await;
+    let (_, job) = setup.admin.get("/api/v1/admin/jobs?kind=backup&status=done").await;
+    assert_eq!(job["items"][0]["id"], id);
+    assert_clean(&browser, "admin jobs").await;
+    drop(browser);
+    setup.finish().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

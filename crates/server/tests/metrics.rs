@@ -74,7 +74,9 @@ async fn metrics_pass_promtool_and_count_what_happens() {
     let mut text = String::new();
     for _ in 0..50 {
         text = http.get(format!("http://{metrics}/metrics")).send().await.unwrap().text().await.unwrap();
-        if value(&text, "tradecore_orders_filled_total").unwrap_or(0.0) >= 1.0 {
+        let job_ran = text.contains(r#"tradecore_job_runs_total{task="reconcile",outcome="ok"}"#)
+            || text.contains(r#"tradecore_job_runs_total{outcome="ok",task="reconcile"}"#);
+        if value(&text, "tradecore_orders_filled_total").unwrap_or(0.0) >= 1.0 && job_ran {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -119,6 +121,28 @@ async fn metrics_pass_promtool_and_count_what_happens() {
     assert!(value(&text, "process_resident_memory_bytes").unwrap() > 1e6);
     assert!(value(&text, "process_open_fds").unwrap() > 3.0);
     assert!(text.contains("# HELP tradecore_orders_rejected_total"), "described");
+    // The scheduled jobs ran at start (their latest slots), labelled by task.
+    assert!(value(&text, r#"tradecore_jobs_queued{task="backup"}"#).is_some(), "{text}");
+    assert!(value(&text, "tradecore_jobs_dead").is_some());
+    assert!(text.contains(r#"tradecore_job_duration_seconds_count{task="reconcile"}"#), "{text}");
+
+    // Everything exported is in the catalogue the alert rules and the Grafana
+    // dashboard are checked against, with the same type.
+    let catalogue = include_str!("../../../deploy/monitoring/metrics.txt");
+    let listed: Vec<(&str, &str)> = catalogue
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default())
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            Some((words.next()?, words.next()?))
+        })
+        .collect();
+    for family in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let (name, kind) = family.split_once(' ').unwrap();
+        if name.starts_with("tradecore_") || name.starts_with("process_") {
+            assert!(listed.contains(&(name, kind)), "{name} ({kind}) is missing from deploy/monitoring/metrics.txt");
+        }
+    }
     server.stop().await;
     db.remove().await;
 }

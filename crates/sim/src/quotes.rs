@@ -70,6 +70,11 @@ impl QuoteVenue {
         self.working.len()
     }
 
+    /// The orders working here, with what is left of each.
+    pub fn working(&self) -> impl Iterator<Item = (OrderId, Quantity)> + '_ {
+        self.working.iter().map(|w| (w.order_id, w.remaining))
+    }
+
     /// Puts back an order that was working before a restart: no report is
     /// emitted (the engine already knows it is accepted), and it keeps
     /// working from the next quote as a resting order.

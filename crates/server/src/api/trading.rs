@@ -17,6 +17,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use engine::{Command, OrderRequest, Submission};
+use model::time::NANOS_PER_DAY;
 use model::{
     ClientOrderId, InstrumentId, Money, Order, OrderId, OrderStatus, OrderType, Price, Quantity, Side, TimeInForce,
 };
@@ -378,7 +379,8 @@ struct EquityPoint {
     by_currency: Vec<(String, Money)>,
 }
 
-/// Equity recorded once a minute, oldest first.
+/// Equity recorded once a minute, oldest first; before the minute history
+/// kept (`retention.equity_minutes_days`), one point a day at 23:59 UTC.
 #[utoipa::path(
     get,
     path = "/api/v1/accounts/{account}/equity",
@@ -406,16 +408,29 @@ async fn equity_history(
     };
     let from = time("from", &q.from, i64::MIN)?;
     let to = time("to", &q.to, i64::MAX)?;
-    let rows = state.runtime.store.equity_history(account, from, to).await.map_err(|e| store_error(&e))?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|p| EquityPoint {
-                time: p.ts,
-                equity: p.equity,
-                by_currency: p.by_currency.into_iter().map(|(c, m)| (c.to_string(), m)).collect(),
-            })
-            .collect(),
-    ))
+    let store = &state.runtime.store;
+    let rows = store.equity_history(account, from, to).await.map_err(|e| store_error(&e))?;
+    // Before the minute history (pruned by retention), one point a day: the
+    // end-of-day equity the equity_daily job keeps.
+    let day = |t: model::Timestamp| t.as_nanos().div_euclid(NANOS_PER_DAY);
+    let first_minute = rows.first().map_or(to, |p| p.ts);
+    let mut points: Vec<EquityPoint> = Vec::new();
+    if day(first_minute) > day(from) {
+        let days = store.daily_equity(account, day(from), day(first_minute) - 1).await.map_err(|e| store_error(&e))?;
+        for (d, equity, by_currency) in days {
+            let time = model::Timestamp::from_nanos((d + 1) * NANOS_PER_DAY - 60_000_000_000);
+            if time >= from && time < to && time < first_minute {
+                let by_currency = by_currency.into_iter().map(|(c, m)| (c.to_string(), m)).collect();
+                points.push(EquityPoint { time, equity, by_currency });
+            }
+        }
+    }
+    points.extend(rows.into_iter().map(|p| EquityPoint {
+        time: p.ts,
+        equity: p.equity,
+        by_currency: p.by_currency.into_iter().map(|(c, m)| (c.to_string(), m)).collect(),
+    }));
+    Ok(Json(points))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

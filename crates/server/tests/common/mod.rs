@@ -28,12 +28,18 @@ pub struct Server {
 
 /// Starts a server the way `tradecore serve` does, on `db`, listening on a free port.
 pub async fn start(db: &TestDatabase) -> Server {
-    let env = vec![
+    start_with(db, &[]).await
+}
+
+/// Like [`start`], with more settings as `TRADECORE_*` variables.
+pub async fn start_with(db: &TestDatabase, settings: &[(&str, &str)]) -> Server {
+    let mut env = vec![
         ("TRADECORE_DATABASE__URL".to_string(), db.url.clone()),
         ("TRADECORE_AUTH__ADMIN_PASSWORD".to_string(), ADMIN_PASSWORD.to_string()),
         ("TRADECORE_PAPER__TICKS_PER_SECOND".to_string(), "20".to_string()),
         ("TRADECORE_PAPER__SEED".to_string(), "3".to_string()),
     ];
+    env.extend(settings.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())));
     let (base, started, task) = listen(server::config::load(None, &env).unwrap()).await;
     Server { base, started, task }
 }

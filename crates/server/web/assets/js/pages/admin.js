@@ -1,5 +1,6 @@
 // Administration: system health, the global and per-account kill
-// switches, users (invite, role, disable) and the audit log.
+// switches, users (invite, role, disable), background jobs and backups,
+// and the audit log.
 
 import { reportError, session, onTrading } from '../app.js';
 import { explain, get, patch, post, put as putJson } from '../api.js';
@@ -9,7 +10,7 @@ import { timeEl } from '../format.js';
 const SWITCH_WORDS = { active: 'active', reducing: 'close-only', halted: 'halted' };
 const SWITCH_BADGE = { active: 'badge badge-ok', reducing: 'badge badge-warn', halted: 'badge badge-bad' };
 let users = [];
-let healthTimer = null;
+let refreshTimer = null;
 
 // -- health -------------------------------------------------------------------------------
 
@@ -44,11 +45,14 @@ async function loadHealth() {
       ['Written', `${j.commits} commits, ${j.events} events`],
       ['Failed batches', String(j.failed_batches)],
     ]),
-    card('Background work', ok(true, 'ok'), [
+    card('Background work', ok(w.jobs_dead === 0, w.jobs_dead ? `${w.jobs_dead} dead job${w.jobs_dead === 1 ? '' : 's'}` : 'ok'), [
       ['Accounts running', String(w.accounts_running)],
       ['Bots running', String(w.bots_running)],
       ['Backtests running', String(w.backtests_running)],
       ['Backtests queued', String(w.backtests_queued)],
+      ['Jobs queued', String(w.jobs_queued)],
+      ['Jobs running', String(w.jobs_running)],
+      ['Dead jobs', String(w.jobs_dead)],
     ]),
     card('Market feed', ok(feedBad === 0, feedBad ? `${feedBad} not live` : 'live'), [['Instruments', String(health.feed.length)]]));
   fillRows($('#feed-table tbody'), health.feed, (f) => h('tr', {},
@@ -193,6 +197,157 @@ inviteForm.addEventListener('submit', async (e) => {
   });
 });
 
+// -- jobs and backups ------------------------------------------------------------------
+
+const JOB_BADGE = { queued: 'badge', running: 'badge badge-warn', done: 'badge badge-ok', dead: 'badge badge-bad' };
+const JOB_WORDS = {
+  reconcile: 'Reconcile with venues',
+  equity_daily: 'Daily equity',
+  candle_rollup: 'Candle roll-ups',
+  retention: 'Data retention',
+  backup: 'Backup',
+  backup_verify: 'Verify latest backup',
+};
+let jobsNext = null;
+let jobRows = [];
+let backupsConfigured = false;
+
+function jobBadge(job) {
+  return h('span', { class: JOB_BADGE[job.status] ?? 'badge' }, job.status === 'dead' ? 'dead letter' : job.status);
+}
+
+// A finished job's result in a few words; an error as it is.
+function outcome(job) {
+  if (job.status === 'dead' || (job.last_error && job.status !== 'done')) return h('span', { class: 'small text-bad' }, job.last_error ?? '');
+  if (!job.result) return '';
+  return h('span', { class: 'small' }, detailText(job.result));
+}
+
+function bytes(n) {
+  if (n === null || n === undefined) return '–';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${unit ? value.toFixed(1) : value} ${units[unit]}`;
+}
+
+async function runNow(job, button) {
+  await busy(button, async () => {
+    try {
+      const { id } = await post('/api/v1/admin/jobs', { kind: job });
+      toast(`${JOB_WORDS[job] ?? job} is queued as job ${id}.`, 'ok');
+      await loadJobsTab();
+    } catch (err) {
+      toast(explain(err), 'error');
+    }
+  });
+}
+
+async function loadSchedules() {
+  const schedules = await get('/api/v1/admin/schedules');
+  fillRows($('#schedules-table tbody'), schedules, (s) => {
+    const run = h('button', { type: 'button', class: 'btn btn-small', 'data-run': s.job }, 'Run now');
+    run.addEventListener('click', () => runNow(s.job, run));
+    return h('tr', { 'data-schedule': s.job },
+      td(JOB_WORDS[s.job] ?? s.job),
+      td(h('code', {}, s.schedule)),
+      td(s.next_run ? timeEl(s.next_run) : '–'),
+      td(s.last ? timeEl(s.last.finished ?? s.last.run_at) : h('span', { class: 'muted' }, 'never')),
+      td(s.last ? jobBadge(s.last) : ''),
+      td(run));
+  }, 'No schedules: every job is turned off in the configuration.');
+}
+
+async function loadJobs(more = false) {
+  const params = new URLSearchParams({ limit: '50' });
+  const status = $('#job-status').value;
+  if (status) params.set('status', status);
+  if (more && jobsNext) params.set('before', jobsNext);
+  const page = await get(`/api/v1/admin/jobs?${params}`);
+  jobRows = more ? jobRows.concat(page.items) : page.items;
+  jobsNext = page.next_before ?? null;
+  fillRows($('#jobs-table tbody'), jobRows, (j) => {
+    let retry = '';
+    if (j.status === 'dead') {
+      retry = h('button', { type: 'button', class: 'btn btn-small', 'data-retry': j.id }, 'Retry');
+      retry.addEventListener('click', () => busy(retry, async () => {
+        try {
+          await post(`/api/v1/admin/jobs/${j.id}/retry`, {});
+          toast(`Job ${j.id} is queued again.`, 'ok');
+          await loadJobsTab();
+        } catch (err) {
+          toast(explain(err), 'error');
+        }
+      }));
+    }
+    return h('tr', { 'data-job': j.id },
+      td(String(j.id), { num: true }),
+      td(JOB_WORDS[j.kind] ?? j.kind),
+      td(jobBadge(j)),
+      td(`${j.attempts}/${j.max_attempts}`, { num: true }),
+      td(timeEl(j.run_at)),
+      td(j.finished ? timeEl(j.finished) : '–'),
+      td(h('span', { class: 'small' }, j.locked_by ?? '–')),
+      td(outcome(j)),
+      td(retry));
+  }, status === 'dead' ? 'No dead letters.' : 'No jobs.');
+  $('#jobs-more').hidden = jobsNext === null;
+}
+
+async function loadBackups() {
+  const list = await get('/api/v1/admin/backups');
+  backupsConfigured = list.configured;
+  // The error names the target's own complaint (a path, an S3 status).
+  $('#backup-target').textContent = !list.configured
+    ? 'No backup target is configured: set backup.target and backup.key (docs/operations.md).'
+    : list.error
+      ? `${list.target ? `${list.target}: ` : ''}${list.error}`
+      : `Target: ${list.target}`;
+  $('#backup-target').className = list.error ? 'text-bad' : 'muted';
+  fillRows($('#backups-table tbody'), list.backups, (b) => h('tr', { 'data-backup': b.name },
+    td(h('code', {}, b.name)),
+    td(b.created ? timeEl(b.created) : '–'),
+    td(bytes(b.bytes), { num: true }),
+    td(b.rows === null ? '–' : String(b.rows), { num: true }),
+    td(b.backend ?? '–'),
+    td(b.error ? h('span', { class: 'badge badge-bad', title: b.error }, 'unreadable') : h('span', { class: 'badge badge-ok' }, 'signed'))),
+  !list.configured ? 'Backups are off.' : list.error ? 'Cannot be listed.' : 'No backups yet.');
+  for (const button of $$('button[data-run^="backup"]')) {
+    button.disabled = !backupsConfigured;
+    if (!backupsConfigured) button.title = 'No backup target is configured.';
+  }
+}
+
+// Every few seconds while the tab is open; the backup list (a bucket
+// listing, perhaps) only when a backup job has finished since.
+let lastBackupJob = null;
+
+async function latestBackupJob() {
+  const page = await get('/api/v1/admin/jobs?kind=backup&status=done&limit=1');
+  return page.items[0]?.id ?? null;
+}
+
+async function loadJobsTab() {
+  const [, , latest] = await Promise.all([loadSchedules(), loadJobs(), latestBackupJob()]);
+  lastBackupJob = latest;
+  await loadBackups();
+}
+
+async function refreshJobsTab() {
+  await loadSchedules();
+  if (jobRows.length <= 50) await loadJobs();
+  const latest = await latestBackupJob();
+  if (latest !== lastBackupJob) await loadBackups();
+  lastBackupJob = latest;
+}
+
+$('#job-status').addEventListener('change', () => loadJobs().catch((e) => reportError('Could not load jobs', e)));
+$('#jobs-more').addEventListener('click', (e) => busy(e.currentTarget, () => loadJobs(true)));
+
 // -- audit log ---------------------------------------------------------------------------
 
 let auditNext = null;
@@ -227,6 +382,7 @@ const loaders = {
   health: loadHealth,
   switches: loadAccounts,
   users: loadUsers,
+  jobs: loadJobsTab,
   audit: async () => {
     if (!users.length) users = await get('/api/v1/users');
     await loadAudit();
@@ -234,8 +390,9 @@ const loaders = {
 };
 
 mountTabs((tab) => {
-  clearInterval(healthTimer);
+  clearInterval(refreshTimer);
   loaders[tab]?.().catch((e) => reportError('Could not load', e));
-  if (tab === 'health') healthTimer = setInterval(() => loadHealth().catch(() => {}), 5000);
+  if (tab === 'health') refreshTimer = setInterval(() => loadHealth().catch(() => {}), 5000);
+  if (tab === 'jobs') refreshTimer = setInterval(() => refreshJobsTab().catch(() => {}), 3000);
 });
 onTrading((states) => showGlobal(states.global));
