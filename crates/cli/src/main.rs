@@ -4,7 +4,9 @@
 //! message and an exit code; the work lives in the library crates.
 
 mod backtest_cmd;
+mod backup_cmd;
 mod data_cmd;
+mod doctor_cmd;
 mod ops_cmd;
 mod serve_cmd;
 
@@ -40,6 +42,12 @@ enum Command {
     Demo(backtest_cmd::DemoArgs),
     /// Ask a running server whether it is ready (exit 0) or not (exit 1), for container health checks.
     Healthcheck(ops_cmd::HealthcheckArgs),
+    /// Back up, list, verify, restore and prune backups of the database.
+    #[command(subcommand)]
+    Backup(backup_cmd::BackupCommand),
+    /// Check a deployment: configuration, secrets, database, disk, clock, TLS
+    /// files and backups; exit 1 if any check fails.
+    Doctor(doctor_cmd::DoctorArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +70,8 @@ fn main() -> ExitCode {
         Command::Migrate(args) => serve_cmd::migrate(&args),
         Command::Config(ConfigCommand::Show(args)) => serve_cmd::show(&args),
         Command::Healthcheck(args) => ops_cmd::healthcheck(&args),
+        Command::Backup(cmd) => backup_cmd::run(&cmd),
+        Command::Doctor(args) => doctor_cmd::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
