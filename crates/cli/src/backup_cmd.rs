@@ -191,6 +191,7 @@ impl Progress {
             }
             Step::Encrypting => self.bar.set_message("compressing and encrypting"),
             Step::Uploading { bytes } => self.bar.set_message(format!("storing {}", HumanBytes(bytes))),
+            Step::ReadingBack => self.bar.set_message("reading back and checking what was stored"),
             Step::Downloading => self.bar.set_message("downloading"),
             Step::Decrypting => self.bar.set_message("checking and decrypting"),
             Step::Checking { accounts } => self.bar.set_message(format!("replaying account {accounts}")),

@@ -107,7 +107,7 @@ fn describe() {
     describe_counter!("tradecore_reconcile_differences_total", "Differences reconciliation found, by kind.");
     describe_gauge!(
         "tradecore_backup_last_success_timestamp_seconds",
-        "When the last backup of this server succeeded."
+        "When the last scheduled or admin-run backup succeeded (from the job table)."
     );
     describe_gauge!("tradecore_backup_last_size_bytes", "Size of the last backup, as stored.");
     describe_gauge!("tradecore_backup_interval_seconds", "Time between scheduled backups.");

@@ -192,6 +192,14 @@ async fn failures_go_to_the_dead_letter_list_and_admins_retry_them(backend: &str
     assert!(body["attempts"].as_u64().unwrap() <= 1, "{body}");
     let done = finished(&store, id).await;
     let name = result(&done)["backup"].as_str().unwrap().to_string();
+    // Alerts watch when the last backup succeeded: from the job table, so a
+    // restart or another instance reports it too.
+    server::jobs::sample_metrics(&server.started.state.runtime).await;
+    let scraped = server::telemetry::prometheus().render();
+    let finished = done.finished.unwrap().as_nanos() as f64 / 1e9;
+    let line = scraped.lines().find(|l| l.starts_with("tradecore_backup_last_success_timestamp_seconds ")).unwrap();
+    let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((value - finished).abs() < 1.0, "{line} vs {finished}");
     let (_, backups) = admin.get("/api/v1/admin/backups").await;
     assert_eq!((backups["configured"].as_bool(), backups["error"].as_str()), (Some(true), None), "{backups}");
     assert_eq!(backups["backups"][0]["name"], name.as_str());

@@ -82,6 +82,8 @@ pub enum Step {
     Uploading {
         bytes: u64,
     },
+    /// Reading the stored data back to check its checksum.
+    ReadingBack,
     Downloading,
     Decrypting,
     Checking {
@@ -182,6 +184,15 @@ impl Backups {
         manifest.signature = self.sign(&manifest)?;
         progress(Step::Uploading { bytes: manifest.data.bytes });
         self.target.put(&manifest.data.object, sealed).await?;
+        // Read back and checksummed: a backup is only listed once the stored copy is known good.
+        progress(Step::ReadingBack);
+        let stored = self.target.get(&manifest.data.object).await?;
+        if crate::auth::to_hex(&Sha256::digest(&stored)) != manifest.data.sha256 {
+            return Err(format!(
+                "{name}: the stored copy does not match what was written (checksum); the target is damaging data"
+            ));
+        }
+        drop(stored);
         let body = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
         // Last: the backup exists once its manifest does.
         self.target.put(&format!("{name}{MANIFEST_SUFFIX}"), body).await?;

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::{Command, SwitchScope, TradingState};
-use metrics::{counter, gauge};
+use metrics::counter;
 use model::time::NANOS_PER_DAY;
 use model::{InstrumentId, Timestamp};
 use serde_json::{Value, json};
@@ -259,7 +259,6 @@ async fn retention(ctx: &JobContext) -> Result<Value, String> {
 // ---------------------------------------------------------------------------
 // backups
 
-#[allow(clippy::cast_precision_loss)] // sizes and times for a dashboard
 async fn backup(ctx: &JobContext) -> Result<Value, String> {
     let backups = crate::backup::configured(&ctx.config)?;
     let outcome = async {
@@ -270,8 +269,7 @@ async fn backup(ctx: &JobContext) -> Result<Value, String> {
     .await;
     match outcome {
         Ok((manifest, pruned)) => {
-            gauge!("tradecore_backup_last_success_timestamp_seconds").set(manifest.created.as_nanos() as f64 / 1e9);
-            gauge!("tradecore_backup_last_size_bytes").set(manifest.data.bytes as f64);
+            // The last-success gauges come from the job table (sample_metrics).
             Ok(json!({
                 "backup": manifest.name,
                 "bytes": manifest.data.bytes,
@@ -287,14 +285,12 @@ async fn backup(ctx: &JobContext) -> Result<Value, String> {
     }
 }
 
-#[allow(clippy::cast_precision_loss)]
 async fn backup_verify(ctx: &JobContext) -> Result<Value, String> {
     let backups = crate::backup::configured(&ctx.config)?;
     let name = backups.latest().await?;
     let verified = backups.verify(&name, &mut |_| {}).await.inspect_err(|_| {
         counter!("tradecore_backup_verify_failures_total").increment(1);
     })?;
-    gauge!("tradecore_backup_verify_last_success_timestamp_seconds").set(ctx.runtime.now().as_nanos() as f64 / 1e9);
     Ok(
         json!({ "backup": verified.name, "rows": verified.rows, "accounts": verified.accounts, "seconds": verified.seconds }),
     )

@@ -286,9 +286,34 @@ fn nanos_until(from: Timestamp, to: Timestamp) -> Duration {
     Duration::from_nanos(u64::try_from(to.as_nanos() - from.as_nanos()).unwrap_or(0))
 }
 
-/// Samples the queue for `/metrics`: jobs queued per kind, and dead ones.
-#[allow(clippy::cast_precision_loss)] // counts for a dashboard
+/// Samples the queue for `/metrics`: jobs queued per kind, dead ones, and
+/// the last successful backup and verification. Those come from the job
+/// table, so they survive restarts and every instance reports the same.
+#[allow(clippy::cast_precision_loss)] // counts and times for a dashboard
 pub async fn sample_metrics(runtime: &Runtime) {
+    let store = &runtime.store;
+    for (kind, gauge_name) in [
+        ("backup", "tradecore_backup_last_success_timestamp_seconds"),
+        ("backup_verify", "tradecore_backup_verify_last_success_timestamp_seconds"),
+    ] {
+        match store.jobs(Some("done"), Some(kind), None, 1).await {
+            Ok(rows) => {
+                if let Some(job) = rows.first() {
+                    let finished = job.finished.unwrap_or(job.updated);
+                    gauge!(gauge_name).set(finished.as_nanos() as f64 / 1e9);
+                    let bytes = job
+                        .result
+                        .as_deref()
+                        .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+                        .and_then(|r| r.get("bytes").and_then(serde_json::Value::as_u64));
+                    if let Some(bytes) = bytes {
+                        gauge!("tradecore_backup_last_size_bytes").set(bytes as f64);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics: the job table could not be read"),
+        }
+    }
     match runtime.store.job_counts().await {
         Ok(counts) => {
             for kind in KINDS {
