@@ -289,10 +289,10 @@ async function loadJobs(more = false) {
       td(JOB_WORDS[j.kind] ?? j.kind),
       td(jobBadge(j)),
       td(`${j.attempts}/${j.max_attempts}`, { num: true }),
-      td(timeEl(j.run_at)),
+      td(j.status === 'dead' || j.status === 'done' ? '–' : timeEl(j.run_at)),
       td(j.finished ? timeEl(j.finished) : '–'),
       td(h('span', { class: 'small' }, j.locked_by ?? '–')),
-      td(outcome(j)),
+      td(outcome(j), { cls: 'wrap' }),
       td(retry));
   }, status === 'dead' ? 'No dead letters.' : 'No jobs.');
   $('#jobs-more').hidden = jobsNext === null;
@@ -370,7 +370,7 @@ async function loadAudit(more = false) {
     td(a.user_id === null ? h('span', { class: 'muted' }, 'system') : names.get(a.user_id) ?? `#${a.user_id}`),
     td(h('code', {}, a.action)),
     td(a.target ?? ''),
-    td(h('span', { class: 'small' }, detailText(a.detail))),
+    td(h('span', { class: 'small' }, detailText(a.detail)), { cls: 'wrap' }),
     td(a.ip ?? '')), 'No entries.');
   $('#audit-more').hidden = auditNext === null;
 }
