@@ -63,6 +63,7 @@ pub mod bots;
 mod commit;
 pub mod dump;
 pub mod jobs;
+pub mod lease;
 mod market;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
