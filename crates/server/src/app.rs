@@ -100,7 +100,10 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(state.config.server.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::limits::enforce))
         // Before the limiter: behind a trusted proxy, limits count clients, not the proxy.
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::client_ip::identify))
+        .layer(axum::middleware::from_fn_with_state(
+            crate::client_ip::TrustedProxies(Arc::clone(&state.trusted_proxies)),
+            crate::client_ip::identify,
+        ))
         // Added after the limiter: a page's cached files are not requests worth counting.
         .merge(crate::dashboard::asset_routes())
         // Outermost: every answer is counted and carries a request id, 429s and 413s included.
@@ -140,6 +143,9 @@ struct Readiness {
     migrations_pending: usize,
     /// Where events travel between this server's parts: `in-process`.
     bus: &'static str,
+    /// `single` (SQLite: the only instance) or `leader` (PostgreSQL: the
+    /// instance that runs the accounts; standbys answer `standby`).
+    role: &'static str,
     /// Instruments whose feed is live (a quote in the last 30 s).
     feed_live: usize,
 }
@@ -178,6 +184,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiErr
         database: store.backend(),
         migrations_pending: 0,
         bus: "in-process",
+        role: if store.backend() == "postgres" { "leader" } else { "single" },
         feed_live: rt.instruments().len(),
     }))
 }

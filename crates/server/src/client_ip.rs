@@ -15,8 +15,6 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::app::AppState;
-
 /// An address or a network: `10.0.0.0/8`, `fd00::/8`, `127.0.0.1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Network {
@@ -106,12 +104,16 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
     hop.parse::<SocketAddr>().ok().map(|s| s.ip())
 }
 
+/// The proxies to believe, as middleware state.
+#[derive(Debug, Clone)]
+pub struct TrustedProxies(pub std::sync::Arc<[Network]>);
+
 /// Middleware: puts the [`ClientIp`] in the request's extensions (nothing
 /// when the server runs without connect info, as in `oneshot` tests).
-pub async fn identify(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn identify(State(trusted): State<TrustedProxies>, mut request: Request, next: Next) -> Response {
     if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
         let forwarded = request.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
-        let ip = resolve(peer.ip(), forwarded, &state.trusted_proxies);
+        let ip = resolve(peer.ip(), forwarded, &trusted.0);
         request.extensions_mut().insert(ClientIp(ip));
     }
     next.run(request).await

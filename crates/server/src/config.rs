@@ -130,6 +130,7 @@ pub struct Config {
     pub paper: PaperConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub cluster: ClusterConfig,
     pub jobs: JobsConfig,
     pub retention: RetentionConfig,
     pub backup: BackupConfig,
@@ -360,6 +361,28 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self { listen: SocketAddr::from(([127, 0, 0, 1], 9464)) }
+    }
+}
+
+/// `[cluster]`: several instances on one PostgreSQL database. One, the
+/// leader, runs the accounts, bots, market and jobs; the others stand by,
+/// forwarding what they receive to it, and one of them takes over when its
+/// lease lapses. Ignored on SQLite (one instance).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The URL other instances reach this one at (`http://10.0.0.7:8080`).
+    /// Unset: `http://` and the listen address, or this host's name when
+    /// listening on every address.
+    pub advertise_url: Option<String>,
+    /// How long the leader's lease lasts unrenewed: a standby takes over
+    /// this long after the leader stopped answering.
+    pub lease_seconds: u32,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self { advertise_url: None, lease_seconds: 15 }
     }
 }
 
@@ -629,6 +652,8 @@ const KEYS: &[KeySpec] = &[
     KeySpec::new("log", "format", Kind::Text),
     KeySpec::new("log", "level", Kind::Text),
     KeySpec::new("metrics", "listen", Kind::Text),
+    KeySpec::new("cluster", "advertise_url", Kind::Text).optional(),
+    KeySpec::new("cluster", "lease_seconds", Kind::Integer),
     KeySpec::new("jobs", "workers", Kind::Integer),
     KeySpec::new("jobs", "max_attempts", Kind::Integer),
     KeySpec::new("jobs", "reconcile", Kind::Text),
@@ -1162,6 +1187,14 @@ impl Config {
         at_least_one("rate_limit.per_token_per_minute", u64::from(self.rate_limit.per_token_per_minute));
         at_least_one("jobs.max_attempts", u64::from(self.jobs.max_attempts));
 
+        if self.cluster.lease_seconds < 3 {
+            out.push(("cluster.lease_seconds", "must be at least 3".to_string()));
+        }
+        if let Some(url) = &self.cluster.advertise_url
+            && let Err(why) = check_origin(url)
+        {
+            out.push(("cluster.advertise_url", format!("'{url}' {why}")));
+        }
         for network in &self.server.trusted_proxies {
             if let Err(why) = crate::client_ip::Network::parse(network) {
                 out.push(("server.trusted_proxies", format!("'{network}' {why}")));
@@ -1938,6 +1971,7 @@ mod tests {
         full.backup.key = Some(Secret::new("k".into()));
         full.backup.s3_access_key_id = Some(Secret::new("a".into()));
         full.backup.s3_secret_access_key = Some(Secret::new("s".into()));
+        full.cluster.advertise_url = Some("http://10.0.0.7:8080".into());
         let table = toml::Table::try_from(&full).unwrap();
         let mut from_structs: Vec<String> = table
             .iter()

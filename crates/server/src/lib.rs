@@ -9,6 +9,7 @@ pub mod auth;
 pub mod backup;
 pub mod bots;
 pub mod client_ip;
+pub mod cluster;
 pub mod config;
 pub mod dashboard;
 pub mod doctor;

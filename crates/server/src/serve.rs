@@ -43,6 +43,10 @@ pub enum ServeError {
     Admin(crate::auth::AuthError),
     #[error("cannot resume bots: {0}")]
     Bots(crate::bots::BotError),
+    #[error("{0}")]
+    Cluster(String),
+    #[error("stopped leading the cluster: {0}")]
+    LostLeadership(crate::cluster::Lost),
 }
 
 /// Sets up logging once: human-readable or JSON, filtered by `log.level`
@@ -152,41 +156,136 @@ pub async fn start(config: Config) -> Result<Started, ServeError> {
 }
 
 /// `tradecore serve`: runs until SIGINT or SIGTERM.
+///
+/// On SQLite the one instance starts everything at once. On PostgreSQL it
+/// first listens as a standby, forwarding to the leader, until it takes the
+/// leader lease (at once, when nobody leads); see `crate::cluster`.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let addr = config.server.listen;
     let metrics_addr = config.metrics.listen;
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
-    let started = start(config).await?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Listen { addr, source })?;
     let local = listener.local_addr().map_err(|source| ServeError::Listen { addr, source })?;
     let (signal_tx, signal_rx) = watch::channel(false);
-    let metrics_local = crate::telemetry::serve_metrics(metrics_addr, started.state.clone(), signal_rx.clone())
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = signal_tx.send(true);
+    });
+    let metrics = crate::telemetry::metrics_source(None);
+    let metrics_local = crate::telemetry::serve_metrics(metrics_addr, Arc::clone(&metrics), signal_rx.clone())
         .await
         .map_err(|source| ServeError::Listen { addr: metrics_addr, source })?;
     tracing::info!(local = %metrics_local, "metrics listening");
     println!("metrics on http://{metrics_local}/metrics");
+
+    // What the listener serves: a standby's router until this instance leads.
+    let routes: Arc<std::sync::RwLock<axum::Router>> = Arc::new(std::sync::RwLock::new(starting_app()));
+    let dispatch = {
+        let routes = Arc::clone(&routes);
+        axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let router = routes.read().map(|r| r.clone()).unwrap_or_default();
+            async move {
+                use tower::ServiceExt as _;
+                match router.oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            }
+        })
+    };
+    let mut graceful = signal_rx.clone();
+    let server = tokio::spawn(
+        axum::serve(listener, dispatch.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = graceful.wait_for(|stop| *stop).await;
+            })
+            .into_future(),
+    );
+
+    let cluster = if config.database.is_postgres() {
+        // A small pool of its own: the lease, and a standby's readiness.
+        let options = store::StoreOptions { max_connections: 2, ..config.database.store_options() };
+        let store = Store::connect(&config.database.url, options)
+            .await
+            .map_err(|source| ServeError::Database { url: config.database.redacted_url(), source })?;
+        store.migrate().await.map_err(ServeError::Migrate)?;
+        let cluster =
+            crate::cluster::Cluster::new(store.clone(), &config, crate::cluster::advertise_url(&config, local));
+        let forwarder = crate::cluster::forward::Forwarder::new(
+            store,
+            cluster.leader(),
+            cluster.address().to_string(),
+            config.server.max_body_bytes,
+        )
+        .map_err(ServeError::Cluster)?;
+        let trusted: Arc<[crate::client_ip::Network]> = config.server.trusted_proxy_networks().into();
+        if let Ok(mut current) = routes.write() {
+            *current = crate::cluster::forward::standby_app(Arc::new(forwarder), trusted);
+        }
+        // Scripts and tests wait for this line; the port is known from here on.
+        println!("tradecore is listening on http://{local} (as {}, standing by until it leads)", cluster.address());
+        tracing::info!(%local, address = cluster.address(), "listening; campaigning for the leader lease");
+        let Some(lease) = cluster.campaign(signal_rx.clone()).await else {
+            tracing::info!("stopped while standing by");
+            let _ = server.await;
+            return Ok(());
+        };
+        tracing::info!(epoch = lease.epoch, "leading: starting the accounts, bots, market and jobs");
+        if let Ok(mut current) = routes.write() {
+            *current = starting_app();
+        }
+        Some((cluster, lease))
+    } else {
+        None
+    };
+
+    let started = start(config).await?;
+    if let Ok(mut current) = metrics.write() {
+        *current = Some(started.state.clone());
+    }
+    if let Ok(mut current) = routes.write() {
+        *current = app(started.state.clone());
+    }
     tracing::info!(%local, database = started.state.runtime.store.backend(), "tradecore is listening");
     if let Some(password) = &started.admin_password {
         // Shown once: it is stored only as a hash.
         println!("first start: sign in as 'admin' with the one-time password {password}");
     }
-    // Last: scripts and tests wait for this line.
-    println!("tradecore is listening on http://{local}");
-    let router = app(started.state.clone());
+    if cluster.is_some() {
+        println!("tradecore leads the cluster");
+    } else {
+        // Last: scripts and tests wait for this line.
+        println!("tradecore is listening on http://{local}");
+    }
     let closing = Arc::clone(&started.state.closing);
+    let mut closed = signal_rx.clone();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        let _ = closed.wait_for(|stop| *stop).await;
         closing.send_replace(true);
-        let _ = signal_tx.send(true);
     });
-    let mut graceful = signal_rx.clone();
-    let server = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move {
-            let _ = graceful.wait_for(|stop| *stop).await;
-        });
+
+    // Runs until a stop signal; a leader also until it loses its lease.
+    let held = async {
+        match &cluster {
+            Some((cluster, lease)) => cluster.hold(lease, signal_rx.clone()).await,
+            None => {
+                let mut stop = signal_rx.clone();
+                let _ = stop.wait_for(|s| *s).await;
+                Ok(())
+            }
+        }
+    };
+    if let Err(lost) = held.await {
+        // Another instance may be writing already: stop at once, flush nothing.
+        tracing::error!(error = %lost, "no longer the leader: exiting so that a restart comes back as a standby");
+        return Err(ServeError::LostLeadership(lost));
+    }
     let mut forced = signal_rx;
     let result = tokio::select! {
-        result = server => result.map_err(ServeError::Server),
+        result = server => match result {
+            Ok(served) => served.map_err(ServeError::Server),
+            Err(e) => Err(ServeError::Server(std::io::Error::other(e))),
+        },
         () = async {
             let _ = forced.wait_for(|stop| *stop).await;
             tokio::time::sleep(grace).await;
@@ -197,7 +296,20 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     };
     tracing::info!("stopping: flushing the journal");
     started.stop().await;
+    if let Some((cluster, lease)) = &cluster {
+        cluster.release(lease).await;
+    }
     result
+}
+
+/// While starting: alive, not ready, and every request asked to come back.
+fn starting_app() -> axum::Router {
+    use axum::response::IntoResponse as _;
+    axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" })).fallback(|| async {
+        let mut error = crate::error::ApiError::unavailable("starting: loading the accounts");
+        error.retry_after = Some(1);
+        error.into_response()
+    })
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -18,7 +18,7 @@
 //! server errors at ERROR.
 
 use std::fmt::Write as _;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::Router;
@@ -105,6 +105,10 @@ fn describe() {
     describe_counter!("tradecore_job_runs_total", "Job runs, by job and outcome (ok, retry, failed).");
     describe_histogram!("tradecore_job_duration_seconds", "Time a job run took, by job.");
     describe_counter!("tradecore_reconcile_differences_total", "Differences reconciliation found, by kind.");
+    describe_gauge!(
+        "tradecore_cluster_leader",
+        "1 on the instance that leads (runs accounts, bots, market and jobs), 0 on a standby."
+    );
     describe_gauge!(
         "tradecore_backup_last_success_timestamp_seconds",
         "When the last scheduled or admin-run backup succeeded (from the job table)."
@@ -193,6 +197,9 @@ pub async fn track(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_string();
     let method = request.method().to_string();
     let id = request_id(&request);
+    // Handlers, and a standby forwarding to the leader, see the same id.
+    let mut request = request;
+    request.headers_mut().insert(REQUEST_ID, id.clone());
     let span = tracing::info_span!(
         "request",
         id = id.to_str().unwrap_or_default(),
@@ -224,13 +231,27 @@ pub async fn track(request: Request, next: Next) -> Response {
 // ---------------------------------------------------------------------------
 // The scrape
 
-/// The metrics listener's router: `GET /metrics` only.
-pub fn router(state: AppState) -> Router {
-    Router::new().route("/metrics", get(scrape)).with_state(state)
+/// What `/metrics` reads: the running server's state, or nothing yet (a
+/// standby reports its process and HTTP metrics only).
+pub type MetricsSource = Arc<std::sync::RwLock<Option<AppState>>>;
+
+/// A [`MetricsSource`] reading `state`.
+#[must_use]
+pub fn metrics_source(state: Option<AppState>) -> MetricsSource {
+    Arc::new(std::sync::RwLock::new(state))
 }
 
-async fn scrape(State(state): State<AppState>) -> Response {
-    sample(&state).await;
+/// The metrics listener's router: `GET /metrics` only.
+pub fn router(source: MetricsSource) -> Router {
+    Router::new().route("/metrics", get(scrape)).with_state(source)
+}
+
+async fn scrape(State(source): State<MetricsSource>) -> Response {
+    let state = source.read().ok().and_then(|s| s.clone());
+    gauge!("tradecore_cluster_leader").set(if state.is_some() { 1.0 } else { 0.0 });
+    if let Some(state) = state {
+        sample(&state).await;
+    }
     let handle = prometheus();
     handle.run_upkeep();
     let mut text = handle.render();
@@ -315,14 +336,14 @@ fn process_metrics(out: &mut String) {
 /// address (port 0 picks one) once listening.
 pub async fn serve_metrics(
     addr: std::net::SocketAddr,
-    state: AppState,
+    source: MetricsSource,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<std::net::SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     prometheus();
     tokio::spawn(async move {
-        let served = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        let served = axum::serve(listener, router(source)).with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
         });
         if let Err(e) = served.await {

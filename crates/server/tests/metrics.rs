@@ -32,7 +32,8 @@ async fn metrics_pass_promtool_and_count_what_happens() {
     let server = common::start(&db).await;
     let (_stop, stop) = tokio::sync::watch::channel(false);
     let addr = "127.0.0.1:0".parse().unwrap();
-    let metrics = server::telemetry::serve_metrics(addr, server.started.state.clone(), stop).await.unwrap();
+    let source = server::telemetry::metrics_source(Some(server.started.state.clone()));
+    let metrics = server::telemetry::serve_metrics(addr, source, stop).await.unwrap();
     let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
     let account = open_account(&admin).await;
     let orders = format!("/api/v1/accounts/{account}/orders");

@@ -90,9 +90,9 @@ impl Jobs {
                 }
             })
             .collect();
-        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        // Unique per job system: tests run two "instances" in one process.
         let suffix = crate::auth::random_hex(3).unwrap_or_default();
-        let worker_id = format!("{}-{}-{suffix}", host.trim(), std::process::id());
+        let worker_id = format!("{}-{suffix}", crate::cluster::instance_id());
         Self { runtime, config, worker_id, schedules, wake: Notify::new() }
     }
 

@@ -332,8 +332,9 @@ impl Browser {
 
     /// Saves a PNG of the viewport.
     pub async fn screenshot(&self, path: &Path) {
-        use base64_png::decode;
+        use base64::Engine as _;
         let data = self.cmd("GET", "/screenshot", None).await;
+        let decode = |text: &str| base64::engine::general_purpose::STANDARD.decode(text).ok();
         if let Some(png) = data.as_str().and_then(decode) {
             if let Some(parent) = path.parent() {
                 let _ = std::fs::create_dir_all(parent);
@@ -380,35 +381,3 @@ impl Drop for Browser {
     }
 }
 
-/// Base64 for WebDriver's screenshots (no extra dependency for one decoder).
-mod base64_png {
-    pub fn decode(text: &str) -> Option<Vec<u8>> {
-        fn value(c: u8) -> Option<u32> {
-            match c {
-                b'A'..=b'Z' => Some(u32::from(c - b'A')),
-                b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
-                b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
-                b'+' => Some(62),
-                b'/' => Some(63),
-                _ => None,
-            }
-        }
-        let bytes: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace() && *b != b'=').collect();
-        let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-        for chunk in bytes.chunks(4) {
-            let mut n = 0u32;
-            for (i, c) in chunk.iter().enumerate() {
-                n |= value(*c)? << (18 - 6 * i);
-            }
-            let [_, a, b, c] = n.to_be_bytes();
-            out.push(a);
-            if chunk.len() > 2 {
-                out.push(b);
-            }
-            if chunk.len() > 3 {
-                out.push(c);
-            }
-        }
-        Some(out)
-    }
-}
