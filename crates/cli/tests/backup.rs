@@ -3,13 +3,15 @@
 //! before it, and the same positions and cash; a non-empty database is
 //! refused; a damaged backup fails verification.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::Server;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "a long admin password for tests";
@@ -33,9 +35,8 @@ impl Drop for TempDir {
     }
 }
 
-/// `tradecore ARGS` on a database, with the backup target and key set.
-fn tradecore(database: &str, backups: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tradecore"));
+/// `cmd` on a database, with the backup target and key set.
+fn on<'a>(database: &str, backups: &Path, cmd: &'a mut Command) -> &'a mut Command {
     cmd.env("TRADECORE_DATABASE__URL", database)
         .env("TRADECORE_BACKUP__TARGET", format!("file://{}", backups.display()))
         .env("TRADECORE_BACKUP__KEY", KEY)
@@ -45,70 +46,21 @@ fn tradecore(database: &str, backups: &Path) -> Command {
         .env("TRADECORE_ADMIN_PASSWORD", PASSWORD)
         .env("TRADECORE_METRICS__LISTEN", "127.0.0.1:0")
         .env("TRADECORE_PAPER__TICKS_PER_SECOND", "20")
-        .env_remove("TRADECORE_CONFIG");
-    cmd
 }
 
 fn run(database: &str, backups: &Path, args: &[&str]) -> Output {
-    tradecore(database, backups).args(args).output().expect("tradecore runs")
+    on(database, backups, &mut common::tradecore()).args(args).output().expect("tradecore runs")
 }
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// The server, killed on drop if the test did not stop it.
-struct Server(Child);
-
-impl Server {
-    fn start(database: &str, backups: &Path) -> (Self, String) {
-        let mut child = tradecore(database, backups)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut server = Self(child);
-        let mut lines = BufReader::new(stdout).lines();
-        let started = Instant::now();
-        loop {
-            let line = lines.next().expect("serve prints its address").unwrap();
-            if let Some(addr) = line.strip_prefix("tradecore is listening on ") {
-                // Keep draining stdout so the server never blocks on it.
-                std::thread::spawn(move || for _ in lines {});
-                return (server, addr.trim().to_string());
-            }
-            if started.elapsed() > Duration::from_secs(30) {
-                server.kill();
-                panic!("serve did not start");
-            }
-        }
-    }
-
-    /// SIGTERM, as an operator stops it, and wait for the journal flush.
-    fn stop(mut self) {
-        let kill = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status().unwrap();
-        assert!(kill.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.0.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// The server on a database, on a free port.
+fn start(database: &str, backups: &Path) -> (Server, String) {
+    let server = Server::spawn(on(database, backups, &mut common::serve("127.0.0.1:0")));
+    let base = server.base.clone();
+    (server, base)
 }
 
 async fn api_token(base: &str) -> String {
@@ -171,7 +123,7 @@ async fn backup_while_trading_restores_everything_acknowledged() {
     let original = format!("sqlite:{}", dir.0.join("live/tradecore.db").display());
     let restored = format!("sqlite:{}", dir.0.join("restored/tradecore.db").display());
 
-    let (server, base) = Server::start(&original, &backups);
+    let (server, base) = start(&original, &backups);
     let token = api_token(&base).await;
     let http = reqwest::Client::new();
     let account: Value = http
@@ -279,7 +231,7 @@ async fn backup_while_trading_restores_everything_acknowledged() {
 
     // The restored database serves every order acknowledged before the
     // backup with the same status, and the same positions and cash.
-    let (server, base) = Server::start(&restored, &backups);
+    let (server, base) = start(&restored, &backups);
     let orders = format!("{base}/api/v1/accounts/{account}/orders");
     for (id, status) in &statuses {
         let order = get(&http, &token, format!("{orders}/{id}")).await;
@@ -306,12 +258,7 @@ async fn backup_while_trading_restores_everything_acknowledged() {
 
 #[test]
 fn without_a_target_backup_commands_say_what_to_set() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tradecore"))
-        .args(["backup", "list"])
-        .env_remove("TRADECORE_BACKUP__TARGET")
-        .env_remove("TRADECORE_CONFIG")
-        .output()
-        .unwrap();
+    let out = common::tradecore().args(["backup", "list"]).env_remove("TRADECORE_BACKUP__TARGET").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("backup.target") && !stderr.contains("panicked"), "{stderr}");

@@ -2,62 +2,23 @@
 //! order, fill and balance is there exactly as before, on the real binary
 //! over real HTTP.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::time::Duration;
+
+use common::Server;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "a long admin password for tests";
 
-/// The server process, killed when dropped so a failing assertion never
-/// leaves it running.
-struct Server(Child);
-
-impl Server {
-    /// `kill -9`, and wait for it to be gone.
-    fn kill_9(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill_9();
-    }
-}
-
-fn spawn(dir: &std::path::Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tradecore"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(dir)
-        .env("TRADECORE_ADMIN_PASSWORD", PASSWORD)
-        .env("TRADECORE_PAPER__TICKS_PER_SECOND", "20")
-        // Any free port: tests run side by side.
-        .env("TRADECORE_METRICS__LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let started = Instant::now();
-    loop {
-        let line = match lines.next() {
-            Some(Ok(line)) if started.elapsed() < Duration::from_secs(30) => line,
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("serve did not start");
-            }
-        };
-        if let Some(addr) = line.strip_prefix("tradecore is listening on ") {
-            // Keep reading stdout in the background so the child never blocks on it.
-            std::thread::spawn(move || for _ in lines {});
-            return (Server(child), addr.trim().to_string());
-        }
-    }
+/// The server on `dir` (its database under `./data`), on a free port.
+fn spawn(dir: &std::path::Path) -> Server {
+    Server::spawn(
+        common::serve("127.0.0.1:0")
+            .current_dir(dir)
+            .env("TRADECORE_ADMIN_PASSWORD", PASSWORD)
+            .env("TRADECORE_PAPER__TICKS_PER_SECOND", "20"),
+    )
 }
 
 async fn token(base: &str) -> String {
@@ -94,7 +55,8 @@ async fn kill_9_loses_nothing_acknowledged() {
     let dir = std::env::temp_dir().join(format!("tradecore-crash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let (mut server, base) = spawn(&dir);
+    let mut server = spawn(&dir);
+    let base = server.base.clone();
     let token = token(&base).await;
     let http = reqwest::Client::new();
     let account: Value = http
@@ -135,14 +97,15 @@ async fn kill_9_loses_nothing_acknowledged() {
     }
     // Kill it while the clients are still going.
     tokio::time::sleep(Duration::from_millis(150)).await;
-    server.kill_9();
+    server.kill();
     let mut acknowledged = Vec::new();
     for t in tasks {
         acknowledged.extend(t.await.unwrap());
     }
     assert!(!acknowledged.is_empty(), "some orders were acknowledged before the kill");
 
-    let (mut server, base) = spawn(&dir);
+    let mut server = spawn(&dir);
+    let base = server.base.clone();
     let orders = format!("{base}/api/v1/accounts/{account}/orders");
     for id in &acknowledged {
         let r = http.get(format!("{orders}/{id}")).bearer_auth(&token).send().await.unwrap();
@@ -162,6 +125,6 @@ async fn kill_9_loses_nothing_acknowledged() {
         let engine = summary["balances"].as_array().unwrap().iter().find(|b| b[0] == currency).unwrap();
         assert_eq!(engine[1], pair[1], "{currency} balance");
     }
-    server.kill_9();
+    server.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }

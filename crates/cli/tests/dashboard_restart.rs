@@ -7,66 +7,27 @@
 #[path = "../../server/tests/common/browser.rs"]
 mod browser;
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use browser::Browser;
+use common::Server;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery staple";
 
-/// The server process; killed if a test fails before it stops it.
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-impl Serve {
-    fn start(dir: &Path, addr: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tradecore"))
-            .args(["serve", "--listen", addr])
+/// The server on `dir` (its database under `./data`), listening on `addr`.
+fn start(dir: &Path, addr: &str) -> Server {
+    Server::spawn(
+        common::serve(addr)
             .current_dir(dir)
             .env_remove("TRADECORE_DATABASE__URL")
             .env("TRADECORE_AUTH__ADMIN_PASSWORD", PASSWORD)
-            .env("TRADECORE_PAPER__TICKS_PER_SECOND", "20")
-            // Any free port: tests run side by side.
-            .env("TRADECORE_METRICS__LISTEN", "127.0.0.1:0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let started = Instant::now();
-        loop {
-            let line = lines.next().expect("serve printed its address").unwrap();
-            if line.starts_with("tradecore is listening on http://") {
-                break;
-            }
-            assert!(started.elapsed() < Duration::from_secs(30), "serve did not start");
-        }
-        Self(child)
-    }
-
-    /// SIGTERM, and wait for the process to end.
-    fn stop(&mut self) {
-        let status = Command::new("kill").args(["-s", "TERM", &self.0.id().to_string()]).status().unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while matches!(self.0.try_wait(), Ok(None)) {
-            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+            .env("TRADECORE_PAPER__TICKS_PER_SECOND", "20"),
+    )
 }
 
 /// A cookie session for set-up through the API: (client, CSRF token).
@@ -100,7 +61,7 @@ async fn the_dashboard_reconnects_by_itself_after_a_restart() {
         probe.local_addr().unwrap().to_string()
     };
     let base = format!("http://{addr}");
-    let mut server = Serve::start(&dir, &addr);
+    let server = start(&dir, &addr);
     let (http, csrf) = session(&base).await;
     let account = post(&http, &csrf, format!("{base}/api/v1/accounts"), json!({"name": "main"})).await["id"].clone();
 
@@ -122,7 +83,7 @@ async fn the_dashboard_reconnects_by_itself_after_a_restart() {
     browser.wait_text("#conn-banner", "Reconnecting").await;
 
     let restarted = Instant::now();
-    let _server = Serve::start(&dir, &addr);
+    let _server = start(&dir, &addr);
     let ready = restarted.elapsed();
     browser.wait_text("#conn-state", "Live").await;
     let reconnected = restarted.elapsed();
