@@ -310,108 +310,117 @@ impl Store {
             return Err(corrupt("the target database is not empty; restore into an empty one"));
         }
         let mut summary = DumpSummary { schema: header.schema, backend: header.backend, tables: Vec::new() };
-        // Read everything first: parsing errors surface before anything is written.
-        let mut tables: Vec<(TableStart, Vec<Vec<Value>>)> = Vec::new();
-        let mut end = None;
-        while let Some(v) = next()? {
-            if v.get("table").is_some() {
-                let start: TableStart = serde_json::from_value(v).map_err(|e| corrupt(e.to_string()))?;
-                if !TABLES.contains(&start.table.as_str()) {
-                    return Err(corrupt(format!("unknown table '{}'", start.table)));
-                }
-                tables.push((start, Vec::new()));
-            } else if v.get("end").is_some() {
-                end = Some(serde_json::from_value::<End>(v).map_err(|e| corrupt(e.to_string()))?);
-                break;
-            } else {
-                let row: Vec<Value> = serde_json::from_value(v).map_err(|e| corrupt(e.to_string()))?;
-                let (start, rows) = tables.last_mut().ok_or_else(|| corrupt("a row before any table"))?;
-                if row.len() != start.columns.len() {
-                    return Err(corrupt(format!(
-                        "a row of {} has {} values for {} columns",
-                        start.table,
-                        row.len(),
-                        start.columns.len()
-                    )));
-                }
-                rows.push(row);
-            }
+        // Each table's columns here, looked up before writing starts.
+        let mut types = Vec::with_capacity(TABLES.len());
+        for table in TABLES {
+            types.push(((*table).to_string(), self.column_types(table).await?));
         }
-        let end = end.ok_or_else(|| corrupt("the dump is cut short (no end line)"))?;
-        let counted: u64 = tables.iter().map(|(_, r)| r.len() as u64).sum();
-        if end.rows != counted {
-            return Err(corrupt(format!("the dump says {} rows but holds {counted}", end.rows)));
-        }
-        let mut typed = Vec::with_capacity(tables.len());
-        for (start, rows) in tables {
-            let types = self.column_types(&start.table).await?;
-            // Which dump columns go where; a backend's own surrogate key
-            // (SQLite stores events, orders and fills in arrival order under
-            // an `id` PostgreSQL lacks) is left for the target to assign.
-            let mut keep = Vec::with_capacity(start.columns.len());
-            let mut columns = Vec::with_capacity(start.columns.len());
-            for (i, c) in start.columns.iter().enumerate() {
-                match types.iter().find(|(name, _)| name == c) {
-                    Some(column) => {
-                        keep.push(i);
-                        columns.push(column.clone());
-                    }
-                    None if BACKEND_ONLY.contains(&(start.table.as_str(), c.as_str())) => {}
-                    None => {
-                        return Err(corrupt(format!("column {}.{c} of the dump is not in this database", start.table)));
-                    }
-                }
-            }
-            let rows: Vec<Vec<Value>> = if keep.len() == start.columns.len() {
-                rows
-            } else {
-                rows.into_iter().map(|row| keep.iter().map(|&i| row[i].clone()).collect()).collect()
-            };
-            typed.push((start.table, columns, rows));
-        }
+        // Rows are read, checked and written in batches as they come, all in
+        // one transaction: memory stays flat however large the dump, and a
+        // dump that turns out bad halfway is rolled back whole.
         macro_rules! load_with {
             ($pool:expr, $db:ty, $postgres:expr) => {{
                 let mut tx = $pool.begin().await?;
-                for (table, columns, rows) in &typed {
-                    let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
-                    // Integer ids are identity columns on PostgreSQL: they only
-                    // take explicit values when told so, and their sequence
-                    // must then continue after the loaded ones.
-                    let identity = $postgres && columns.iter().any(|(n, k)| n == "id" && *k == ColumnType::Integer);
-                    let overriding = if identity { " OVERRIDING SYSTEM VALUE" } else { "" };
-                    for (n, chunk) in rows.chunks(ROWS_PER_INSERT).enumerate() {
-                        let mut q: QueryBuilder<$db> =
-                            QueryBuilder::new(format!("INSERT INTO {table} ({}){overriding} ", names.join(", ")));
-                        let mut failure = None;
-                        q.push_values(chunk, |mut b, row| {
-                            for (value, (name, kind)) in row.iter().zip(columns) {
-                                match bind_value(value, *kind) {
-                                    Ok(Bound::Int(v)) => { b.push_bind(v); }
-                                    Ok(Bound::Bool(v)) => { b.push_bind(v); }
-                                    Ok(Bound::Real(v)) => { b.push_bind(v); }
-                                    Ok(Bound::Text(v)) => { b.push_bind(v); }
-                                    Err(e) => {
-                                        failure.get_or_insert(format!("{table}.{name}: {e}"));
-                                        b.push_bind(None::<String>);
-                                    }
-                                }
+                let outcome: Result<(), StoreError> = async {
+                    let mut current: Option<Loading> = None;
+                    let mut counted = 0u64;
+                    let mut end = None;
+                    while let Some(v) = next()? {
+                        if v.get("table").is_some() {
+                            if let Some(done) = current.take() {
+                                summary.tables.push(finish_table!(&mut *tx, $db, $postgres, done));
                             }
-                        });
-                        if let Some(e) = failure {
-                            return Err(corrupt(e));
+                            let start: TableStart = serde_json::from_value(v).map_err(|e| corrupt(e.to_string()))?;
+                            current = Some(Loading::new(start, &types, $postgres)?);
+                        } else if v.get("end").is_some() {
+                            end = Some(serde_json::from_value::<End>(v).map_err(|e| corrupt(e.to_string()))?);
+                            break;
+                        } else {
+                            let row: Vec<Value> = serde_json::from_value(v).map_err(|e| corrupt(e.to_string()))?;
+                            let loading = current.as_mut().ok_or_else(|| corrupt("a row before any table"))?;
+                            loading.push(row)?;
+                            counted += 1;
+                            if loading.batch.len() == ROWS_PER_INSERT {
+                                insert_batch!(&mut *tx, $db, loading);
+                                progress(&loading.table, loading.rows);
+                            }
                         }
-                        q.build().execute(&mut *tx).await?;
-                        progress(table, ((n + 1) * ROWS_PER_INSERT).min(rows.len()) as u64);
                     }
-                    if identity {
-                        let reset = format!(
-                            "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
-                        );
-                        sqlx::query(sqlx::AssertSqlSafe(reset.as_str())).execute(&mut *tx).await?;
+                    if let Some(done) = current.take() {
+                        summary.tables.push(finish_table!(&mut *tx, $db, $postgres, done));
                     }
-                    summary.tables.push((table.clone(), rows.len() as u64));
+                    let end = end.ok_or_else(|| corrupt("the dump is cut short (no end line)"))?;
+                    if end.rows != counted {
+                        return Err(corrupt(format!("the dump says {} rows but holds {counted}", end.rows)));
+                    }
+                    Ok(())
                 }
-                tx.commit().await?;
+                .await;
+                match outcome {
+                    Ok(()) => tx.commit().await?,
+                    Err(e) => {
+                        let _ = tx.rollback().await;
+                        return Err(e);
+                    }
+                }
+            }};
+        }
+        // Writes the batch of rows read so far.
+        macro_rules! insert_batch {
+            ($tx:expr, $db:ty, $loading:expr) => {{
+                let loading: &mut Loading = $loading;
+                let names: Vec<&str> = loading.columns.iter().map(|(n, _)| n.as_str()).collect();
+                let overriding = if loading.identity { " OVERRIDING SYSTEM VALUE" } else { "" };
+                let mut q: QueryBuilder<$db> =
+                    QueryBuilder::new(format!("INSERT INTO {} ({}){overriding} ", loading.table, names.join(", ")));
+                let mut failure = None;
+                let columns = &loading.columns;
+                let table = &loading.table;
+                q.push_values(&loading.batch, |mut b, row| {
+                    for (value, (name, kind)) in row.iter().zip(columns) {
+                        match bind_value(value, *kind) {
+                            Ok(Bound::Int(v)) => {
+                                b.push_bind(v);
+                            }
+                            Ok(Bound::Bool(v)) => {
+                                b.push_bind(v);
+                            }
+                            Ok(Bound::Real(v)) => {
+                                b.push_bind(v);
+                            }
+                            Ok(Bound::Text(v)) => {
+                                b.push_bind(v);
+                            }
+                            Err(e) => {
+                                failure.get_or_insert(format!("{table}.{name}: {e}"));
+                                b.push_bind(None::<String>);
+                            }
+                        }
+                    }
+                });
+                if let Some(e) = failure {
+                    return Err(corrupt(e));
+                }
+                q.build().execute($tx).await?;
+                loading.batch.clear();
+            }};
+        }
+        // Writes a table's last rows and continues its id sequence.
+        macro_rules! finish_table {
+            ($tx:expr, $db:ty, $postgres:expr, $done:expr) => {{
+                let mut done: Loading = $done;
+                if !done.batch.is_empty() {
+                    insert_batch!(&mut *$tx, $db, &mut done);
+                }
+                if done.identity {
+                    let reset = format!(
+                        "SELECT setval(pg_get_serial_sequence('{0}', 'id'), COALESCE((SELECT MAX(id) FROM {0}), 0) + 1, false)",
+                        done.table
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(reset.as_str())).execute(&mut *$tx).await?;
+                }
+                progress(&done.table, done.rows);
+                (done.table, done.rows)
             }};
         }
         match &self.backend {
@@ -419,6 +428,72 @@ impl Store {
             Backend::Postgres(pool) => load_with!(pool, sqlx::Postgres, true),
         }
         Ok(summary)
+    }
+}
+
+/// A table being loaded: where its dump columns go, and the rows not yet written.
+struct Loading {
+    table: String,
+    /// The target's columns, in the order rows are bound.
+    columns: Vec<(String, ColumnType)>,
+    /// Which of the dump's values each target column takes.
+    keep: Vec<usize>,
+    dump_columns: usize,
+    /// PostgreSQL identity ids: given explicitly, their sequence reset after.
+    identity: bool,
+    batch: Vec<Vec<Value>>,
+    rows: u64,
+}
+
+impl Loading {
+    fn new(
+        start: TableStart,
+        types: &[(String, Vec<(String, ColumnType)>)],
+        postgres: bool,
+    ) -> Result<Self, StoreError> {
+        let Some((_, target)) = types.iter().find(|(t, _)| *t == start.table) else {
+            return Err(corrupt(format!("unknown table '{}'", start.table)));
+        };
+        // A backend's own surrogate key (SQLite stores events, orders and
+        // fills in arrival order under an `id` PostgreSQL lacks) is left for
+        // the target to assign.
+        let mut keep = Vec::with_capacity(start.columns.len());
+        let mut columns = Vec::with_capacity(start.columns.len());
+        for (i, c) in start.columns.iter().enumerate() {
+            match target.iter().find(|(name, _)| name == c) {
+                Some(column) => {
+                    keep.push(i);
+                    columns.push(column.clone());
+                }
+                None if BACKEND_ONLY.contains(&(start.table.as_str(), c.as_str())) => {}
+                None => return Err(corrupt(format!("column {}.{c} of the dump is not in this database", start.table))),
+            }
+        }
+        let identity = postgres && columns.iter().any(|(n, k)| n == "id" && *k == ColumnType::Integer);
+        Ok(Self {
+            table: start.table,
+            columns,
+            keep,
+            dump_columns: start.columns.len(),
+            identity,
+            batch: Vec::with_capacity(ROWS_PER_INSERT),
+            rows: 0,
+        })
+    }
+
+    fn push(&mut self, row: Vec<Value>) -> Result<(), StoreError> {
+        if row.len() != self.dump_columns {
+            return Err(corrupt(format!(
+                "a row of {} has {} values for {} columns",
+                self.table,
+                row.len(),
+                self.dump_columns
+            )));
+        }
+        let row = if self.keep.len() == row.len() { row } else { self.keep.iter().map(|&i| row[i].clone()).collect() };
+        self.batch.push(row);
+        self.rows += 1;
+        Ok(())
     }
 }
 

@@ -18,7 +18,7 @@ pub mod crypto;
 pub mod target;
 
 use std::collections::BTreeSet;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::time::Instant;
 
 use engine::Engine;
@@ -136,7 +136,9 @@ impl Backups {
         // Dump through gzip into a file: memory stays flat however large the database.
         let file =
             std::fs::File::create(&plain_path).map_err(|e| format!("cannot create {}: {e}", plain_path.display()))?;
-        let gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::default());
+        // The fast level: about three times quicker than the default for a
+        // little more stored size; a backup of a busy database should not take long.
+        let gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
         // Counts what goes into gzip: the dump's own size.
         let mut counting = CountingWriter { inner: gz, count: 0 };
         let summary = store
@@ -249,7 +251,9 @@ impl Backups {
             .ok_or_else(|| format!("there are no backups at {}", self.target.describe()))
     }
 
-    /// The dump of a backup: downloaded, checksum-checked, decrypted, decompressed.
+    /// A backup's compressed dump: downloaded, checksum-checked, decrypted
+    /// (the caller decompresses it as it reads, so memory holds the
+    /// compressed size, not the dump's).
     async fn fetch(&self, name: &str, progress: &mut (dyn FnMut(Step) + Send)) -> Result<(Manifest, Vec<u8>), String> {
         let manifest = self.manifest(name).await?;
         progress(Step::Downloading);
@@ -266,19 +270,15 @@ impl Backups {
         }
         progress(Step::Decrypting);
         let key = self.key;
-        let dump = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
-            let mut compressed = Vec::new();
+        let compressed = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+            let mut compressed = Vec::with_capacity(sealed.len());
             crypto::decrypt(&key, sealed.as_slice(), &mut compressed)?;
-            let mut dump = Vec::new();
-            flate2::read::GzDecoder::new(compressed.as_slice())
-                .read_to_end(&mut dump)
-                .map_err(|e| format!("cannot decompress: {e}"))?;
-            Ok(dump)
+            Ok(compressed)
         })
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("{name}: {e}"))?;
-        Ok((manifest, dump))
+        Ok((manifest, compressed))
     }
 
     /// Loads a backup into `store`, which must be migrated and empty.
@@ -288,9 +288,10 @@ impl Backups {
         store: &Store,
         progress: &mut (dyn FnMut(Step) + Send),
     ) -> Result<Manifest, String> {
-        let (manifest, dump) = self.fetch(name, progress).await?;
+        let (manifest, compressed) = self.fetch(name, progress).await?;
+        let dump = BufReader::with_capacity(1 << 16, flate2::read::GzDecoder::new(compressed.as_slice()));
         let summary = store
-            .load(dump.as_slice(), &mut |table, rows| progress(Step::Table { table: table.to_string(), rows }))
+            .load(dump, &mut |table, rows| progress(Step::Table { table: table.to_string(), rows }))
             .await
             .map_err(|e| format!("cannot restore {name}: {e}"))?;
         check_counts(&manifest, &summary)?;
