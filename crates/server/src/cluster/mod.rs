@@ -7,7 +7,7 @@
 //! leader ([`forward`]). Which instance leads is the `leader` lease in the
 //! database ([`store::lease`]):
 //!
-//! - a standby tries to take it every fifth of `cluster.lease_seconds`, and
+//! - a standby tries to take it every second (or fifth of the lease), and
 //!   succeeds only once the leader's lease has expired (by the database
 //!   server's clock, so the instances' clocks need not agree);
 //! - the leader renews it every fifth of the lease, and stops leading (the
@@ -137,8 +137,9 @@ impl Cluster {
                 }
                 announced = current;
             }
+            // At least once a second: a released lease is taken at once.
             tokio::select! {
-                () = tokio::time::sleep(self.tick()) => {}
+                () = tokio::time::sleep(self.tick().min(Duration::from_secs(1))) => {}
                 _ = stop.wait_for(|s| *s) => return None,
             }
         }
