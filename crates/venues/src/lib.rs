@@ -4,3 +4,4 @@
 //! and balance crosses this crate as an exact `model` decimal, never `f64`.
 
 pub mod binance;
+pub mod tastytrade;
