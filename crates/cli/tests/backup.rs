@@ -5,35 +5,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{Server, TempDir};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "a long admin password for tests";
 const KEY: &str = "5f1c7e0a9b3d2c4e8f6a1b0d3c5e7f9a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e";
-
-/// A fresh directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("tradecore-backup-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `cmd` on a database, with the backup target and key set.
 fn on<'a>(database: &str, backups: &Path, cmd: &'a mut Command) -> &'a mut Command {
@@ -118,7 +100,7 @@ async fn holdings(http: &reqwest::Client, token: &str, base: &str, account: i64)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_while_trading_restores_everything_acknowledged() {
-    let dir = TempDir::new("e2e");
+    let dir = TempDir::new("backup-e2e");
     let backups = dir.0.join("backups");
     let original = format!("sqlite:{}", dir.0.join("live/tradecore.db").display());
     let restored = format!("sqlite:{}", dir.0.join("restored/tradecore.db").display());

@@ -1,32 +1,13 @@
 //! The `tradecore` binary run as a real process on real files.
 
+mod common;
+
+use common::TempDir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn tradecore() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tradecore"))
-}
-
-/// A fresh directory per test, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("tradecore-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -52,7 +33,7 @@ fn backtest(data: &Path, extra: &[&str]) -> Output {
 
 #[test]
 fn synth_is_reproducible() {
-    let dir = TempDir::new("synth");
+    let dir = TempDir::new("cli-synth");
     let a = std::fs::read(synth(&dir, 2_000, 9)).unwrap();
     let b = std::fs::read(synth(&dir, 2_000, 9)).unwrap();
     assert_eq!(a, b);
@@ -62,7 +43,7 @@ fn synth_is_reproducible() {
 
 #[test]
 fn backtest_writes_json_and_html_reports() {
-    let dir = TempDir::new("report");
+    let dir = TempDir::new("cli-report");
     let data = synth(&dir, 20_000, 1);
     let out_dir = dir.path("out");
     let out = backtest(
@@ -122,7 +103,7 @@ fn backtest_writes_json_and_html_reports() {
 
 #[test]
 fn date_range_selects_bars() {
-    let dir = TempDir::new("range");
+    let dir = TempDir::new("cli-range");
     let data = synth(&dir, 3_000, 5);
     let out_dir = dir.path("out");
     let out = backtest(
@@ -149,7 +130,7 @@ fn date_range_selects_bars() {
 
 #[test]
 fn backtests_run_on_quotes_too() {
-    let dir = TempDir::new("quotes");
+    let dir = TempDir::new("cli-quotes");
     let data = dir.path("quotes.csv");
     let out =
         run(tradecore().args(["data", "synth", "--quotes", "--bars", "20000", "--interval", "5s", "--out"]).arg(&data));
@@ -191,7 +172,7 @@ fn backtests_run_on_quotes_too() {
 
 #[test]
 fn same_run_same_report() {
-    let dir = TempDir::new("determinism");
+    let dir = TempDir::new("cli-determinism");
     let data = synth(&dir, 5_000, 2);
     let reports: Vec<Vec<u8>> = ["a", "b"]
         .iter()
@@ -207,7 +188,7 @@ fn same_run_same_report() {
 
 #[test]
 fn bad_input_names_the_problem_and_writes_nothing() {
-    let dir = TempDir::new("bad");
+    let dir = TempDir::new("cli-bad");
     let good = synth(&dir, 100, 3);
     let lines: Vec<String> = std::fs::read_to_string(&good).unwrap().lines().map(str::to_string).collect();
     let write = |name: &str, body: &[String]| {
@@ -279,7 +260,7 @@ fn bad_input_names_the_problem_and_writes_nothing() {
 
 #[test]
 fn sweep_ranks_every_combination_and_skips_invalid_ones() {
-    let dir = TempDir::new("sweep");
+    let dir = TempDir::new("cli-sweep");
     let data = synth(&dir, 10_000, 4);
     let out_dir = dir.path("out");
     let out = backtest(

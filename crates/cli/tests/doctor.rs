@@ -1,32 +1,13 @@
 //! `tradecore doctor` on the real binary: a sound deployment passes (with at
 //! most warnings), a weak one fails naming each problem.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
+use common::TempDir;
 use serde_json::Value;
-
-/// A fresh directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("tradecore-doctor-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn tradecore(dir: &TempDir) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tradecore"));
@@ -75,12 +56,13 @@ fn status_of<'a>(checks: &'a [(String, String)], name: &str) -> &'a str {
 
 #[test]
 fn a_sound_deployment_passes() {
-    let dir = TempDir::new("good");
+    let dir = TempDir::new("doctor-good");
     let database = format!("sqlite:{}", dir.path("data/tradecore.db").display());
     let migrated = tradecore(&dir).args(["migrate", "--database-url", &database]).output().unwrap();
     assert!(migrated.status.success(), "{}", text(&migrated.stderr));
     secret_file(&dir.path("admin-password"), "a long admin password for tests");
     secret_file(&dir.path("backup-key"), "5f1c7e0a9b3d2c4e8f6a1b0d3c5e7f9a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e\n");
+    secret_file(&dir.path("credentials-key"), "c3a91f0e7d2b58a4e6f1093b7d5c2e8a4f6b1d9c3e7a5f2b8d0c4e6a9f1b3d57\n");
     // A certificate valid for a year, when openssl is there to make one.
     let (cert, key) = (dir.path("tls.crt"), dir.path("tls.key"));
     let openssl = Command::new("openssl")
@@ -103,6 +85,7 @@ fn a_sound_deployment_passes() {
         cmd.args(["doctor", "--database-url", &database])
             .env("TRADECORE_AUTH__ADMIN_PASSWORD_FILE", dir.path("admin-password"))
             .env("TRADECORE_BACKUP__KEY_FILE", dir.path("backup-key"))
+            .env("TRADECORE_TRADING__CREDENTIALS_KEY_FILE", dir.path("credentials-key"))
             .env("TRADECORE_BACKUP__TARGET", format!("file://{}", dir.path("backups").display()));
         if tls {
             cmd.arg("--tls-cert").arg(&cert).arg("--tls-key").arg(&key);
@@ -136,6 +119,7 @@ fn a_sound_deployment_passes() {
         "configuration",
         "admin password",
         "backup key",
+        "venue credentials key",
         "secret sources",
         "database",
         "data directory",
@@ -154,7 +138,7 @@ fn a_sound_deployment_passes() {
 
 #[test]
 fn a_weak_deployment_fails_naming_each_problem() {
-    let dir = TempDir::new("bad");
+    let dir = TempDir::new("doctor-bad");
     // A database file nothing has migrated.
     std::fs::write(dir.path("tradecore.db"), b"").unwrap();
     let database = format!("sqlite:{}", dir.path("tradecore.db").display());
@@ -163,7 +147,13 @@ fn a_weak_deployment_fails_naming_each_problem() {
         let mut cmd = tradecore(&dir);
         cmd.args(["doctor", "--database-url", &database, "--tls-key"])
             .arg(&missing_key)
-            .env("TRADECORE_ADMIN_PASSWORD", "password1234");
+            .env("TRADECORE_ADMIN_PASSWORD", "password1234")
+            // The backup key again: one leaked backup would unlock the venue secrets.
+            .env("TRADECORE_BACKUP__KEY", "5f1c7e0a9b3d2c4e8f6a1b0d3c5e7f9a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e")
+            .env(
+                "TRADECORE_TRADING__CREDENTIALS_KEY",
+                "5f1c7e0a9b3d2c4e8f6a1b0d3c5e7f9a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e",
+            );
         if json {
             cmd.arg("--json");
         }
@@ -172,14 +162,19 @@ fn a_weak_deployment_fails_naming_each_problem() {
 
     // In the order of the report; disk space only on a machine short of it.
     let expected: Vec<&str> = if host_disk_fails(&dir.0) {
-        vec!["admin password", "database", "disk space", "tls key"]
+        vec!["admin password", "venue credentials key", "database", "disk space", "tls key"]
     } else {
-        vec!["admin password", "database", "tls key"]
+        vec!["admin password", "venue credentials key", "database", "tls key"]
     };
     let out = doctor(false);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     let shown = text(&out.stdout);
-    for (name, why) in [("admin password", "common"), ("database", "tradecore migrate"), ("tls key", "cannot read")] {
+    for (name, why) in [
+        ("admin password", "common"),
+        ("venue credentials key", "is the backup key"),
+        ("database", "tradecore migrate"),
+        ("tls key", "cannot read"),
+    ] {
         let line = shown
             .lines()
             .find(|l| l.starts_with(&format!("FAIL  {name} ")))
@@ -204,7 +199,7 @@ fn a_weak_deployment_fails_naming_each_problem() {
 
 #[test]
 fn a_configuration_that_does_not_load_is_the_only_check() {
-    let dir = TempDir::new("config");
+    let dir = TempDir::new("doctor-config");
     let out = tradecore(&dir).args(["doctor"]).env("TRADECORE_SERVER__LISTN", "0.0.0.0:1").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let shown = text(&out.stdout);
