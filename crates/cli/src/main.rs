@@ -8,6 +8,7 @@ mod backup_cmd;
 mod data_cmd;
 mod doctor_cmd;
 mod ops_cmd;
+mod secrets_cmd;
 mod serve_cmd;
 
 use std::process::ExitCode;
@@ -48,6 +49,9 @@ enum Command {
     /// Check a deployment: configuration, secrets, database, disk, clock, TLS
     /// files and backups; exit 1 if any check fails.
     Doctor(doctor_cmd::DoctorArgs),
+    /// Make a new encryption key, or re-encrypt the stored venue credentials under one.
+    #[command(subcommand)]
+    Secrets(secrets_cmd::SecretsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         Command::Healthcheck(args) => ops_cmd::healthcheck(&args),
         Command::Backup(cmd) => backup_cmd::run(&cmd),
         Command::Doctor(args) => doctor_cmd::run(&args),
+        Command::Secrets(cmd) => secrets_cmd::run(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

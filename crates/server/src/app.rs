@@ -76,6 +76,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(crate::api::strategies::routes())
         .merge(crate::api::admin::routes())
         .merge(crate::routes::auth::routes())
+        .merge(crate::routes::venue_credentials::routes())
 }
 
 /// The OpenAPI document, as `GET /api/v1/openapi.json` serves it.

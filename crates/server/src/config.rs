@@ -528,6 +528,11 @@ pub struct TradingConfig {
     /// Allow orders on live (non-testnet) venue accounts. Off by default, so
     /// that only paper accounts and testnets trade until someone decides otherwise.
     pub live_enabled: bool,
+    /// The key venue credentials (API keys, secrets, refresh tokens) are
+    /// encrypted with at rest: 32 random bytes as 64 hex digits or base64
+    /// (`tradecore secrets new-key`). Needed to link a venue account; change
+    /// it with `tradecore secrets rotate`. A secret.
+    pub credentials_key: Option<Secret<String>>,
 }
 
 /// Reads `"2500.50"` or `100000` into exact [`Money`]. A TOML float is refused:
@@ -679,6 +684,7 @@ const KEYS: &[KeySpec] = &[
     KeySpec::new("backup", "keep_weekly_days", Kind::Integer),
     KeySpec::new("backup", "keep_monthly_days", Kind::Integer),
     KeySpec::new("trading", "live_enabled", Kind::Bool),
+    KeySpec::new("trading", "credentials_key", Kind::Text).secret().optional(),
 ];
 
 /// The schedule keys, for naming the one that is wrong.
@@ -1270,6 +1276,11 @@ impl Config {
             && let Err(e) = crate::backup::crypto::parse_key(key.expose())
         {
             out.push(("backup.key", e));
+        }
+        if let Some(key) = &self.trading.credentials_key
+            && let Err(e) = crate::venue_credentials::CredentialsKey::parse(key.expose())
+        {
+            out.push(("trading.credentials_key", e));
         }
         if self.jobs.workers > 64 {
             out.push(("jobs.workers", format!("must be at most 64, got {}", self.jobs.workers)));
@@ -1972,6 +1983,7 @@ mod tests {
         full.backup.s3_access_key_id = Some(Secret::new("a".into()));
         full.backup.s3_secret_access_key = Some(Secret::new("s".into()));
         full.cluster.advertise_url = Some("http://10.0.0.7:8080".into());
+        full.trading.credentials_key = Some(Secret::new("k".into()));
         let table = toml::Table::try_from(&full).unwrap();
         let mut from_structs: Vec<String> = table
             .iter()

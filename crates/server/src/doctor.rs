@@ -27,6 +27,7 @@ use store::{Store, StoreOptions};
 
 use crate::backup::{Backups, Target, crypto};
 use crate::config::{Config, Source, Sources};
+use crate::venue_credentials::CredentialsKey;
 
 /// How a check came out; ordered from good to bad.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -140,6 +141,7 @@ pub async fn run(loaded: Result<(Config, Sources), String>, options: &Options) -
     };
     checks.push(check_admin_password(&config, users));
     checks.push(check_backup_key(&config));
+    checks.push(check_credentials_key(&config));
     checks.push(check_secret_sources(&config, &sources));
     checks.push(check_credentials(&config));
     checks.push(check_server(&config));
@@ -323,6 +325,27 @@ fn check_backup_key(config: &Config) -> Check {
     }
 }
 
+fn check_credentials_key(config: &Config) -> Check {
+    const NAME: &str = "venue credentials key";
+    let Some(text) = &config.trading.credentials_key else {
+        return Check::pass(NAME, "not set: venue accounts cannot be linked until trading.credentials_key is");
+    };
+    let (key, id) = match (crypto::parse_key(text.expose()), CredentialsKey::parse(text.expose())) {
+        (Ok(key), Ok(parsed)) => (key, parsed.id().to_string()),
+        (Err(e), _) | (_, Err(e)) => return Check::fail(NAME, format!("trading.credentials_key {e}")),
+    };
+    if let Some(why) = weak_key(&key) {
+        return Check::fail(NAME, format!("trading.credentials_key {why}"));
+    }
+    if config.backup.key.as_ref().is_some_and(|b| crypto::parse_key(b.expose()).ok() == Some(key)) {
+        return Check::fail(
+            NAME,
+            "trading.credentials_key is the backup key: a backup and its key would then unlock every venue secret",
+        );
+    }
+    Check::pass(NAME, format!("32 random-looking bytes (key id {id}); change it with tradecore secrets rotate"))
+}
+
 /// The secrets that are set, by key name. The database URL counts only
 /// when it holds a password.
 fn secrets_set(config: &Config) -> Vec<&'static str> {
@@ -332,6 +355,9 @@ fn secrets_set(config: &Config) -> Vec<&'static str> {
     }
     if config.backup.key.is_some() {
         out.push("backup.key");
+    }
+    if config.trading.credentials_key.is_some() {
+        out.push("trading.credentials_key");
     }
     if config.backup.s3_access_key_id.is_some() {
         out.push("backup.s3_access_key_id");

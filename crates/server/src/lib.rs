@@ -22,3 +22,4 @@ pub mod routes;
 pub mod runtime;
 pub mod serve;
 pub mod telemetry;
+pub mod venue_credentials;

@@ -81,6 +81,7 @@ account events; its protocol is described on that operation.";
         (name = "bots", description = "Built-in strategies trading an account on the paper market's closed candles."),
         (name = "auth", description = "Sign-in, sessions, password, sign-up."),
         (name = "tokens", description = "API tokens for programs."),
+        (name = "venues", description = "Venue credentials (Binance, TastyTrade), stored encrypted; secrets go in once and never come back out."),
         (name = "users", description = "User administration and the audit log (admins)."),
         (name = "websocket", description = "Live data over a WebSocket."),
         (name = "docs", description = "This document and the docs page."),

@@ -41,6 +41,7 @@ pub const TABLES: &[&str] = &[
     "backtests",
     "bots",
     "jobs",
+    "venue_credentials",
 ];
 
 /// Tables a dump leaves out: state of the running cluster, not data.

@@ -67,6 +67,7 @@ pub mod lease;
 mod market;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
+pub mod venue_credentials;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -107,6 +108,9 @@ pub enum StoreError {
     SeqConflict { account: AccountId, seq: u64 },
     #[error("the store's writer has stopped")]
     Closed,
+    /// Rows changed under an operation that needed them unchanged.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// Options for opening a store.

@@ -9,6 +9,7 @@
 pub mod auth;
 mod tokens;
 mod users;
+pub mod venue_credentials;
 
 use store::auth::{AuditEntry, UserId};
 
