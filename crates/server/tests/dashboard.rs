@@ -729,3 +729,170 @@ async fn settings_manage_tokens_and_other_sessions() {
     drop(browser);
     setup.finish().await;
 }
+
+/// A `trading.credentials_key` for the venue-account tests (64 hex digits).
+const CREDENTIALS_KEY: &str = "8f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8";
+const BINANCE_API_KEY: &str = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A";
+const BINANCE_SECRET: &str = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
+const TASTY_CLIENT_SECRET: &str = "cs-9d8c7b6a5f4e-very-secret-client-secret";
+const TASTY_REFRESH_TOKEN: &str = "rt-4f0c2e9a1b7d-very-secret-refresh-token";
+
+/// Whether `text` is anywhere in the page: its HTML or a field's value.
+async fn page_holds(browser: &Browser, text: &str) -> bool {
+    let script = "return document.documentElement.outerHTML.includes(arguments[0]) \
+        || [...document.querySelectorAll('input, textarea')].some((e) => e.value.includes(arguments[0]));";
+    browser.eval(script, json!([text])).await == true
+}
+
+/// Whether the first element matching `css` is displayed.
+async fn shown(browser: &Browser, css: &str) -> bool {
+    browser.eval("return (document.querySelector(arguments[0])?.getClientRects().length ?? 0) > 0;", json!([css])).await
+        == true
+}
+
+async fn disabled(browser: &Browser, css: &str) -> bool {
+    browser.eval("return document.querySelector(arguments[0]).disabled;", json!([css])).await == true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_link_and_unlink_venue_accounts() {
+    let setup = Setup::with("e2e-venues", &[("TRADECORE_TRADING__CREDENTIALS_KEY", CREDENTIALS_KEY)]).await;
+    let (trader, _account) = setup.trader("val").await;
+    let browser = Browser::start("settings_link_and_unlink_venue_accounts").await;
+    sign_in(&browser, &setup, "val", &password_of("val")).await;
+    browser.goto(&setup.url("/settings")).await;
+    browser.wait_text("#venues-table", "No venue accounts linked yet").await;
+
+    // Binance testnet with an HMAC key, the defaults: listed with its hint,
+    // and its secrets gone from the page.
+    let secret_type = browser.eval("return document.querySelector('#venue-api-secret').type;", json!([])).await;
+    assert_eq!(secret_type, "password");
+    browser.fill("#venue-label", "main").await;
+    browser.fill("#venue-api-key", BINANCE_API_KEY).await;
+    browser.fill("#venue-api-secret", BINANCE_SECRET).await;
+    assert!(!shown(&browser, "#venue-production").await, "no production warning on testnet");
+    browser.click("#venue-submit").await;
+    browser.wait_text("#venues-table tbody tr[data-credential]", "…Eh8A").await;
+    let row = browser.text("#venues-table tbody tr[data-credential]").await;
+    for expected in ["Binance", "main", "testnet", "readable"] {
+        assert!(row.contains(expected), "{expected} in {row}");
+    }
+    for secret in [BINANCE_SECRET, BINANCE_API_KEY] {
+        assert!(!page_holds(&browser, secret).await, "a secret stayed in the page");
+    }
+    let (_, listed) = trader.get("/api/v1/venue-credentials").await;
+    assert_eq!((listed[0]["label"].as_str(), listed[0]["environment"].as_str()), (Some("main"), Some("testnet")));
+
+    // The same label again: the server's refusal is shown at the label.
+    browser.fill("#venue-label", "main").await;
+    browser.fill("#venue-api-key", "abc123").await;
+    browser.fill("#venue-api-secret", "x").await;
+    browser.click("#venue-submit").await;
+    browser.wait_text("#venue-form .error[data-for=label]", "already have a binance credential labelled").await;
+
+    // TastyTrade production: a warning, and no sending until it is acknowledged.
+    browser.select("#venue-venue", "tastytrade").await;
+    browser.find("#venue-client-id").await;
+    assert!(!shown(&browser, "#venue-production").await);
+    browser.select("#venue-environment", "production").await;
+    browser.wait_text("#venue-production", "real money").await;
+    assert!(disabled(&browser, "#venue-submit").await, "production needs the box ticked first");
+    browser.fill("#venue-label", "ira").await;
+    browser.fill("#venue-client-id", "client-1234-abcd").await;
+    browser.fill("#venue-client-secret", TASTY_CLIENT_SECRET).await;
+    browser.click("#venue-production-ok").await;
+    assert!(!disabled(&browser, "#venue-submit").await, "ticked: the button works");
+    // No refresh token: said at its field, nothing stored.
+    browser.click("#venue-submit").await;
+    browser.wait_text("#venue-form .error[data-for=refresh_token]", "The refresh token is required").await;
+    let focused = browser.eval("return document.activeElement.id;", json!([])).await;
+    assert_eq!(focused, "venue-refresh-token");
+    let (_, listed) = trader.get("/api/v1/venue-credentials").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    browser.fill("#venue-refresh-token", TASTY_REFRESH_TOKEN).await;
+    browser.click("#venue-submit").await;
+    browser.wait_text("#venues-table tr.row-live .badge-live", "LIVE").await;
+    browser.wait_text("#venues-table tr.row-live", "ira").await;
+    for secret in [TASTY_CLIENT_SECRET, TASTY_REFRESH_TOKEN, "client-1234-abcd"] {
+        assert!(!page_holds(&browser, secret).await, "a secret stayed in the page");
+    }
+    // The form is back to its safe defaults.
+    assert_eq!(browser.eval("return document.querySelector('#venue-environment').value;", json!([])).await, "testnet");
+    assert!(!shown(&browser, "#venue-production").await);
+    browser.eval("document.querySelector('#venues-title').scrollIntoView();", json!([])).await;
+    keep_screenshot(&browser, "settings-venues").await;
+
+    // Unlinking asks first; cancelling keeps it.
+    let unlink_main = "#venues-table tbody tr:first-child button";
+    browser.click(unlink_main).await;
+    browser.wait_text("dialog[open] h2", "Unlink “main”?").await;
+    browser.click("dialog[open] .dialog-actions button[type=button]").await;
+    browser.wait_js("the dialog to close", "!document.querySelector('dialog[open]')").await;
+    browser.click(unlink_main).await;
+    browser.confirm("Unlink “main”?").await;
+    browser
+        .wait_js(
+            "one credential left",
+            "document.querySelectorAll('#venues-table tbody tr[data-credential]').length === 1",
+        )
+        .await;
+    let (_, listed) = trader.get("/api/v1/venue-credentials").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["label"], "ira");
+
+    // At a phone's width the section fits.
+    browser.resize(390, 844).await;
+    let overflow = browser
+        .eval("return document.documentElement.scrollWidth - document.documentElement.clientWidth;", json!([]))
+        .await;
+    assert_eq!(overflow, 0, "settings scrolls sideways on a phone");
+    browser.resize(1366, 900).await;
+    assert_clean(&browser, "settings: venue accounts").await;
+
+    // A viewer sees the list, not the form.
+    let first = "vic's first password";
+    let (status, body) =
+        setup.admin.post("/api/v1/users", json!({"username": "vic", "password": first, "role": "viewer"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let login = common::session(&http, &setup.server.base, "vic", first).await;
+    let changed = http
+        .post(setup.url("/api/v1/auth/password"))
+        .header("X-CSRF-Token", login["csrf_token"].as_str().unwrap())
+        .json(&json!({"current_password": first, "new_password": password_of("vic")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), StatusCode::NO_CONTENT);
+    browser.click(".user-menu summary").await;
+    browser.click("#sign-out").await;
+    browser.find("#login-form").await;
+    sign_in(&browser, &setup, "vic", &password_of("vic")).await;
+    browser.goto(&setup.url("/settings")).await;
+    browser.wait_text("#venues-table", "No venue accounts linked.").await;
+    browser.wait_text("#venues-view-only", "can view but not trade").await;
+    let form_shown =
+        browser.eval("return document.querySelector('#venue-form').getClientRects().length > 0;", json!([])).await;
+    assert_eq!(form_shown, false, "a viewer has no form to link with");
+    assert_clean(&browser, "settings as a viewer").await;
+    drop(browser);
+    setup.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_say_when_the_server_has_no_credentials_key() {
+    let setup = Setup::new("e2e-venues-nokey").await;
+    let browser = Browser::start("settings_say_when_the_server_has_no_credentials_key").await;
+    sign_in(&browser, &setup, "admin", ADMIN_PASSWORD).await;
+    browser.goto(&setup.url("/settings")).await;
+    browser.wait_text("#venues-table", "No venue accounts linked yet").await;
+    // Said at once, before anyone types a secret in vain.
+    browser.wait_text("#venues-key-missing", "trading.credentials_key").await;
+    browser.wait_text("#venues-key-missing", "docs/venues.md").await;
+    assert!(disabled(&browser, "#venue-submit").await, "nothing can be linked until the key is set");
+    let (_, listed) = setup.admin.get("/api/v1/venue-credentials").await;
+    assert_eq!(listed, json!([]));
+    assert_clean(&browser, "settings without a credentials key").await;
+    drop(browser);
+    setup.finish().await;
+}

@@ -162,7 +162,9 @@ pub async fn compare(State(state): State<AppState>, visit: Visit) -> Response {
 }
 
 pub async fn settings(State(state): State<AppState>, visit: Visit) -> Response {
-    page(&state, visit, Spec::new("settings", "Settings", "")).await
+    // Whether venue accounts can be linked at all, so the page can say so at once.
+    let credentials_key = if state.config.trading.credentials_key.is_some() { "set" } else { "missing" };
+    page(&state, visit, Spec::new("settings", "Settings", "").with("credentials-key", credentials_key)).await
 }
 
 pub async fn admin(State(state): State<AppState>, visit: Visit) -> Response {

@@ -1,9 +1,10 @@
 // Settings: change the password, see where you are signed in and sign
-// other sessions out, and manage API tokens (created once, copied, revoked).
+// other sessions out, manage API tokens (created once, copied, revoked) and
+// link venue accounts (their secrets go in once and never come back out).
 
 import { reportError, session } from '../app.js';
 import { del, explain, get, post } from '../api.js';
-import { $, $$, busy, clearErrors, confirmDialog, copyText, fillRows, h, put, showError, td, toast } from '../dom.js';
+import { $, $$, busy, clearErrors, confirmDialog, copyText, fillRows, formValues, h, put, showError, td, toast } from '../dom.js';
 import { timeEl } from '../format.js';
 
 const mustChange = new URLSearchParams(location.search).has('must_change');
@@ -160,5 +161,89 @@ tokenForm.addEventListener('submit', async (e) => {
   });
 });
 
-Promise.all([loadSessions(), loadTokens()]).catch((e) => reportError('Could not load your settings', e));
+// -- venue accounts ---------------------------------------------------------------------
+
+const VENUES = { binance: 'Binance', tastytrade: 'TastyTrade' };
+const ENVIRONMENTS = { binance: ['testnet', 'production'], tastytrade: ['sandbox', 'production'] };
+const venueForm = $('#venue-form');
+const venueSubmit = $('#venue-submit');
+const productionOk = $('#venue-production-ok');
+let keyMissing = session.data.credentialsKey === 'missing';
+
+async function loadVenues() {
+  const linked = await get('/api/v1/venue-credentials');
+  fillRows($('#venues-table tbody'), linked, (c) => h('tr', { 'data-credential': c.id, class: c.environment === 'production' ? 'row-live' : null },
+    td(VENUES[c.venue] ?? c.venue),
+    td(c.label),
+    td(c.environment === 'production' ? h('span', { class: 'badge badge-live' }, 'LIVE · production') : h('span', { class: 'badge' }, c.environment)),
+    td(h('code', {}, c.key_hint)),
+    td(c.readable
+      ? h('span', { class: 'badge badge-ok' }, 'readable')
+      : h('span', { class: 'badge badge-bad', title: 'trading.credentials_key was changed without “tradecore secrets rotate”: restore the old key, or link these keys again.' }, 'unreadable: the server’s key changed')),
+    td(timeEl(c.created_at)),
+    td(h('button', { type: 'button', class: 'btn btn-small', 'aria-label': `Unlink ${VENUES[c.venue] ?? c.venue} “${c.label}”`, onclick: (e) => unlink(c, e.currentTarget) }, 'Unlink'))),
+  session.canTrade ? 'No venue accounts linked yet. Link one with the form below, with keys you made at the venue: testnet or sandbox ones first.' : 'No venue accounts linked.');
+}
+
+async function unlink(c, button) {
+  const ok = await confirmDialog({ title: `Unlink “${c.label}”?`, body: h('p', {}, `Its ${VENUES[c.venue] ?? c.venue} ${c.environment} keys are deleted from this server and tradecore can no longer use them. They stay valid at the venue: revoke them there if nothing else uses them.`), confirm: 'Unlink', danger: true });
+  if (!ok) return;
+  await busy(button, async () => {
+    try {
+      await del(`/api/v1/venue-credentials/${c.id}`);
+      toast(`“${c.label}” unlinked.`, 'ok');
+      await loadVenues();
+    } catch (err) {
+      toast(explain(err), 'error');
+    }
+  });
+}
+
+/** Shows the chosen venue's fields and key type; production needs the box ticked. */
+function syncVenueForm(changed) {
+  const environments = ENVIRONMENTS[venueForm.venue.value];
+  if (venueForm.environment.options[0]?.value !== environments[0]) put(venueForm.environment, ...environments.map((e) => h('option', { value: e }, e)));
+  if (changed === 'venue' || changed === 'environment') productionOk.checked = false;
+  for (const el of $$('[data-venue]', venueForm)) el.hidden = el.dataset.venue !== venueForm.venue.value;
+  for (const el of $$('[data-key-type]', venueForm)) el.hidden = el.dataset.keyType !== venueForm.key_type.value;
+  const production = venueForm.environment.value === 'production';
+  $('#venue-production').hidden = !production;
+  venueSubmit.disabled = keyMissing || (production && !productionOk.checked);
+}
+
+venueForm.addEventListener('change', (e) => syncVenueForm(e.target.name));
+venueForm.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  if (venueSubmit.disabled) return;
+  clearErrors(venueForm);
+  const v = formValues(venueForm);
+  const fields = v.venue === 'binance' ? ['api_key', v.key_type === 'ed25519' ? 'private_key' : 'api_secret'] : ['client_id', 'client_secret', 'refresh_token'];
+  const body = { venue: v.venue, label: v.label, environment: v.environment };
+  for (const f of fields) body[f] = v[f] || undefined;
+  await busy(venueSubmit, async () => {
+    try {
+      const linked = await post('/api/v1/venue-credentials', body);
+      venueForm.reset();
+      toast(`Linked ${VENUES[linked.venue] ?? linked.venue} “${linked.label}” (${linked.environment}).`, 'ok');
+      await loadVenues();
+    } catch (err) {
+      if (err.code !== 'credentials_key_missing') return showError(venueForm, explain(err), err.field);
+      // Nothing can be linked until an operator sets the key: say so, keep no secret.
+      keyMissing = true;
+      venueForm.reset();
+      $('#venues-key-missing').hidden = false;
+      $('#venues-key-missing').focus();
+    }
+  });
+  syncVenueForm();
+});
+
+if (keyMissing) $('#venues-key-missing').hidden = false;
+if (session.canTrade) syncVenueForm();
+else {
+  venueForm.hidden = true;
+  $('#venues-view-only').hidden = false;
+}
+
+Promise.all([loadSessions(), loadTokens(), loadVenues()]).catch((e) => reportError('Could not load your settings', e));
 if (mustChange) $('#current-password').focus();
