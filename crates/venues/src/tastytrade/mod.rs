@@ -12,20 +12,32 @@
 //! TastyTrade does not deduplicate submissions, so an unanswered placement is
 //! settled by searching for it, never by sending it again.
 
+pub mod account_stream;
 pub mod auth;
+pub mod dxlink;
 pub mod error;
 pub mod rest;
+pub mod stream;
 pub mod symbols;
 pub mod types;
 
 /// The venue name on instruments this adapter maps.
 pub const VENUE: &str = "tastytrade";
 
+pub use account_stream::{
+    ACCOUNT_STREAMER_PRODUCTION_URL, ACCOUNT_STREAMER_SANDBOX_URL, AccountEvent, AccountFrame, AccountStream,
+    AccountStreamConfig, AccountStreamHandle, parse_account_frame,
+};
 pub use auth::{AccessToken, DEFAULT_TOKEN_LIFETIME, OAuthCredentials, TokenManager};
+pub use dxlink::{DxLinkConfig, DxLinkHandle, DxLinkStream, DxQuote, DxTrade, EventKind, MarketEvent, Subscription};
 pub use error::{ErrorDetail, TastyError};
 pub use rest::{
     CancelOutcome, DEFAULT_USER_AGENT, PRODUCTION_BASE_URL, PendingAction, PlaceOutcome, ReplaceOutcome,
     SANDBOX_BASE_URL, Settlement, TastyClient, TastyConfig, UnknownOutcome,
+};
+pub use stream::{
+    AccessTokenSource, ClientAccessTokens, ConnectionEvent, DisconnectReason, Gap, QuoteTokenSource, ReconnectPolicy,
+    StatsSnapshot, StreamError,
 };
 pub use symbols::{Date, OccError, OccSymbol, OptionKind};
 pub use types::{
