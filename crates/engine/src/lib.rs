@@ -10,6 +10,7 @@
 pub mod engine;
 pub mod indicators;
 pub mod params;
+pub mod reconcile;
 pub mod risk;
 pub mod sizing;
 pub mod state;
