@@ -6,4 +6,5 @@
 //! never `f64`.
 
 pub mod binance;
+pub mod live;
 pub mod tastytrade;
