@@ -7,4 +7,5 @@
 
 pub mod binance;
 pub mod live;
+pub mod stream;
 pub mod tastytrade;

@@ -520,7 +520,7 @@ impl<Q: QuoteTokenSource> Session<Q> {
     }
 
     /// Reads until `f` says done, within the handshake timeout.
-    async fn expect<T>(
+    async fn expect_message<T>(
         &self,
         conn: &mut Conn,
         step: &str,
@@ -577,7 +577,7 @@ impl<Q: QuoteTokenSource> Session<Q> {
         let mut server_setup = None;
         let mut first_state: Option<String> = None;
         let state = self
-            .expect(&mut conn, "SETUP", |m| {
+            .expect_message(&mut conn, "SETUP", |m| {
                 match (m.kind.as_str(), m.channel) {
                     ("SETUP", 0) => {
                         server_setup = Some(
@@ -603,7 +603,7 @@ impl<Q: QuoteTokenSource> Session<Q> {
             // The token is never logged.
             let auth = json!({"type": "AUTH", "channel": 0, "token": token.token});
             conn.send_text(auth.to_string()).await.map_err(SetupError::Lost)?;
-            self.expect(&mut conn, "AUTH", |m| match (m.kind.as_str(), m.state.as_deref()) {
+            self.expect_message(&mut conn, "AUTH", |m| match (m.kind.as_str(), m.state.as_deref()) {
                 ("AUTH_STATE", Some("AUTHORIZED")) => Ok(Wait::Done(())),
                 ("AUTH_STATE", _) => Err(SetupError::Refused("AUTH_STATE UNAUTHORIZED".into())),
                 _ => Ok(Wait::Next),
@@ -616,7 +616,7 @@ impl<Q: QuoteTokenSource> Session<Q> {
             "parameters": {"contract": "AUTO"},
         });
         conn.send_text(request.to_string()).await.map_err(SetupError::Lost)?;
-        self.expect(&mut conn, "CHANNEL_REQUEST", |m| match (m.kind.as_str(), m.channel) {
+        self.expect_message(&mut conn, "CHANNEL_REQUEST", |m| match (m.kind.as_str(), m.channel) {
             ("CHANNEL_OPENED", FEED_CHANNEL) => Ok(Wait::Done(())),
             ("CHANNEL_CLOSED", FEED_CHANNEL) => Err(SetupError::Protocol("feed channel closed by the server".into())),
             _ => Ok(Wait::Next),
@@ -631,7 +631,7 @@ impl<Q: QuoteTokenSource> Session<Q> {
         });
         conn.send_text(feed_setup.to_string()).await.map_err(SetupError::Lost)?;
         let fields = self
-            .expect(&mut conn, "FEED_SETUP", |m| {
+            .expect_message(&mut conn, "FEED_SETUP", |m| {
                 if m.kind != "FEED_CONFIG" || m.channel != FEED_CHANNEL {
                     return Ok(Wait::Next);
                 }

@@ -15,7 +15,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -26,7 +25,8 @@ use super::error::TastyError;
 use super::rest::TastyClient;
 use super::types::QuoteToken;
 
-pub use crate::binance::ws::{Backoff, ReconnectPolicy};
+pub(crate) use crate::stream::shutdown_requested;
+pub use crate::stream::{Backoff, ReconnectPolicy};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -152,46 +152,13 @@ impl fmt::Display for DisconnectReason {
     }
 }
 
-/// The window in which events may have been missed: between losing a
-/// connection and being subscribed again on a new one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Gap {
-    /// Local time the old connection was found lost.
-    pub disconnected_at: Timestamp,
-    /// Local time the new subscription was confirmed.
-    pub resubscribed_at: Timestamp,
-    /// Why the old connection ended.
-    pub reason: DisconnectReason,
-    /// Connection attempts it took.
-    pub attempts: u32,
-}
-
-/// The state of a stream's connection, delivered in order with its data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnectionEvent {
-    /// The first connection is open and subscribed.
-    Connected { url: String },
-    /// The connection was lost; events may be missed until `Resubscribed`.
-    Disconnected { reason: DisconnectReason },
-    /// A reconnect attempt failed; the next comes after `retry_in`.
-    ReconnectFailed { attempt: u32, reason: DisconnectReason, retry_in: Duration },
-    /// Connected and subscribed again (to the same accounts or symbols)
-    /// after a disconnect. Events in the [`Gap`] may be lost: **reconcile**
-    /// orders, balances and positions over REST (account stream), or treat
-    /// quotes as stale until new ones arrive (DXLink).
-    Resubscribed { gap: Gap },
-    /// The stream ended for good (the token was refused again and again);
-    /// the channel closes after this.
-    Stopped { reason: DisconnectReason },
-}
-
-impl ConnectionEvent {
-    /// Whether the caller must reconcile state from REST now.
-    #[must_use]
-    pub fn requires_reconcile(&self) -> bool {
-        matches!(self, Self::Resubscribed { .. })
-    }
-}
+/// A stream's connection state, with TastyTrade's disconnect reasons.
+/// After [`ConnectionEvent::Resubscribed`], reconcile orders, balances and
+/// positions over REST (account stream), or treat quotes as stale until new
+/// ones arrive (DXLink).
+pub type ConnectionEvent = crate::stream::ConnectionEvent<DisconnectReason>;
+/// The window in which events may have been missed.
+pub type Gap = crate::stream::Gap<DisconnectReason>;
 
 /// Counters of a running stream.
 #[derive(Debug, Default)]
@@ -289,18 +256,6 @@ pub(crate) fn check_ws_url(what: &str, url: &str) -> Result<(), StreamError> {
         Ok(())
     } else {
         Err(StreamError::Config(format!("{what} URL '{url}' must be ws:// or wss://")))
-    }
-}
-
-/// Resolves when shutdown was requested or the handle was dropped.
-pub(crate) async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
-    loop {
-        if *rx.borrow_and_update() {
-            return;
-        }
-        if rx.changed().await.is_err() {
-            return;
-        }
     }
 }
 
