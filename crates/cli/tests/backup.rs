@@ -45,31 +45,6 @@ fn start(database: &str, backups: &Path) -> (Server, String) {
     (server, base)
 }
 
-async fn api_token(base: &str) -> String {
-    let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    let login: Value = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"username": "admin", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let csrf = login["csrf_token"].as_str().expect("signed in").to_string();
-    let token: Value = http
-        .post(format!("{base}/api/v1/tokens"))
-        .header("X-CSRF-Token", csrf)
-        .json(&json!({"name": "backup test", "scopes": ["read", "trade"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    token["token"].as_str().expect("a token").to_string()
-}
-
 async fn get(http: &reqwest::Client, token: &str, url: String) -> Value {
     let response = http.get(&url).bearer_auth(token).send().await.unwrap();
     assert_eq!(response.status(), 200, "GET {url}");
@@ -106,7 +81,7 @@ async fn backup_while_trading_restores_everything_acknowledged() {
     let restored = format!("sqlite:{}", dir.0.join("restored/tradecore.db").display());
 
     let (server, base) = start(&original, &backups);
-    let token = api_token(&base).await;
+    let token = common::api_token(&base, "admin", PASSWORD, &["read", "trade"]).await;
     let http = reqwest::Client::new();
     let account: Value = http
         .post(format!("{base}/api/v1/accounts"))

@@ -46,31 +46,6 @@ async fn role(http: &reqwest::Client, server: &Server, role: &str) -> (Value, Du
     panic!("{} never became {role}: {last}", server.base);
 }
 
-/// Signs in through `base` with a session cookie (and the CSRF token), and
-/// makes a bearer token with every scope.
-async fn token_via(base: &str) -> String {
-    let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    let login = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .header("origin", base)
-        .json(&json!({"username": "admin", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), StatusCode::OK);
-    let csrf = login.json::<Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_string();
-    let token = http
-        .post(format!("{base}/api/v1/tokens"))
-        .header("origin", base)
-        .header("x-csrf-token", csrf)
-        .json(&json!({"name": "cluster", "scopes": ["read", "trade", "admin"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(token.status(), StatusCode::CREATED, "{}", token.text().await.unwrap());
-    token.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string()
-}
-
 async fn order(http: &reqwest::Client, base: &str, token: &str, account: i64, id: &str) -> StatusCode {
     http.post(format!("{base}/api/v1/accounts/{account}/orders"))
         .bearer_auth(token)
@@ -107,7 +82,7 @@ async fn a_standby_forwards_and_takes_over_with_every_acknowledged_order() {
 
     // Everything through the standby: a session (cookies, CSRF, origin), a
     // token, an account, orders.
-    let token = token_via(&b.base).await;
+    let token = common::api_token(&b.base, "admin", PASSWORD, &["read", "trade", "admin"]).await;
     let account: Value = http
         .post(format!("{}/api/v1/accounts", b.base))
         .bearer_auth(&token)

@@ -21,31 +21,6 @@ fn spawn(dir: &std::path::Path) -> Server {
     )
 }
 
-async fn token(base: &str) -> String {
-    let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    let login: Value = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"username": "admin", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let csrf = login["csrf_token"].as_str().unwrap().to_string();
-    let token: Value = http
-        .post(format!("{base}/api/v1/tokens"))
-        .header("X-CSRF-Token", csrf)
-        .json(&json!({"name": "crash", "scopes": ["read", "trade", "admin"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    token["token"].as_str().unwrap().to_string()
-}
-
 async fn get_json(http: &reqwest::Client, token: &str, url: String) -> Value {
     http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
 }
@@ -57,7 +32,7 @@ async fn kill_9_loses_nothing_acknowledged() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut server = spawn(&dir);
     let base = server.base.clone();
-    let token = token(&base).await;
+    let token = common::api_token(&base, "admin", PASSWORD, &["read", "trade", "admin"]).await;
     let http = reqwest::Client::new();
     let account: Value = http
         .post(format!("{base}/api/v1/accounts"))

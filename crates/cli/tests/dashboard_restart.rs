@@ -30,21 +30,6 @@ fn start(dir: &Path, addr: &str) -> Server {
     )
 }
 
-/// A cookie session for set-up through the API: (client, CSRF token).
-async fn session(base: &str) -> (reqwest::Client, String) {
-    let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    let login: Value = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"username": "admin", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (http, login["csrf_token"].as_str().unwrap().to_string())
-}
-
 async fn post(http: &reqwest::Client, csrf: &str, url: String, body: Value) -> Value {
     let response = http.post(url).header("X-CSRF-Token", csrf).json(&body).send().await.unwrap();
     assert!(response.status().is_success(), "{}", response.status());
@@ -62,7 +47,7 @@ async fn the_dashboard_reconnects_by_itself_after_a_restart() {
     };
     let base = format!("http://{addr}");
     let server = start(&dir, &addr);
-    let (http, csrf) = session(&base).await;
+    let (http, csrf) = common::sign_in(&base, "admin", PASSWORD).await;
     let account = post(&http, &csrf, format!("{base}/api/v1/accounts"), json!({"name": "main"})).await["id"].clone();
 
     let browser = Browser::start("the_dashboard_reconnects_by_itself_after_a_restart").await;
@@ -92,7 +77,7 @@ async fn the_dashboard_reconnects_by_itself_after_a_restart() {
     eprintln!("server ready after {ready:?}; page live again after {reconnected:?} (from the restart)");
 
     // Live again for real: a new fill shows without a reload.
-    let (http, csrf) = session(&base).await;
+    let (http, csrf) = common::sign_in(&base, "admin", PASSWORD).await;
     let order = json!({"client_order_id": "after-restart", "symbol": "BTC-USDT", "side": "buy", "type": "market", "quantity": "0.01"});
     post(&http, &csrf, format!("{base}/api/v1/accounts/{account}/orders"), order).await;
     browser.wait_js("the fill", "document.querySelectorAll('#fills-table tbody tr[data-fill]').length === 1").await;

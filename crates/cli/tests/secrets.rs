@@ -16,21 +16,6 @@ fn new_key() -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-/// A signed-in browser-like client and its CSRF token.
-async fn sign_in(base: &str) -> (reqwest::Client, String) {
-    let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    let login: Value = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"username": "admin", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (http, login["csrf_token"].as_str().expect("signed in").to_string())
-}
-
 async fn credentials(http: &reqwest::Client, base: &str) -> Value {
     http.get(format!("{base}/api/v1/venue-credentials")).send().await.unwrap().json().await.unwrap()
 }
@@ -63,7 +48,7 @@ async fn rotation_re_encrypts_every_credential_or_none() {
 
     let server = start(&database, &old);
     let base = server.base.clone();
-    let (http, csrf) = sign_in(&base).await;
+    let (http, csrf) = common::sign_in(&base, "admin", PASSWORD).await;
     for (label, body) in [
         (
             "spot",
@@ -99,7 +84,7 @@ async fn rotation_re_encrypts_every_credential_or_none() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("sealed under another key"), "{stderr}");
     let server = start(&database, &old);
-    let (http, _) = sign_in(&server.base).await;
+    let (http, _) = common::sign_in(&server.base, "admin", PASSWORD).await;
     let listed = credentials(&http, &server.base).await;
     assert!(listed.as_array().unwrap().iter().all(|c| c["readable"] == true), "still under the old key: {listed}");
     server.stop();
@@ -112,12 +97,12 @@ async fn rotation_re_encrypts_every_credential_or_none() {
 
     // The old key no longer reads them; the new one does.
     let server = start(&database, &old);
-    let (http, _) = sign_in(&server.base).await;
+    let (http, _) = common::sign_in(&server.base, "admin", PASSWORD).await;
     let listed = credentials(&http, &server.base).await;
     assert!(listed.as_array().unwrap().iter().all(|c| c["readable"] == false), "{listed}");
     server.stop();
     let server = start(&database, &new);
-    let (http, _) = sign_in(&server.base).await;
+    let (http, _) = common::sign_in(&server.base, "admin", PASSWORD).await;
     let listed = credentials(&http, &server.base).await;
     assert_eq!(listed.as_array().unwrap().len(), 2);
     assert!(listed.as_array().unwrap().iter().all(|c| c["readable"] == true), "{listed}");

@@ -174,3 +174,35 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Signs `username` in over HTTP: a client that keeps the session cookie,
+/// and the CSRF token its writes must send.
+pub async fn sign_in(base: &str, username: &str, password: &str) -> (reqwest::Client, String) {
+    let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let login = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .header("origin", base)
+        .json(&serde_json::json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), reqwest::StatusCode::OK, "sign-in as {username}");
+    let login: serde_json::Value = login.json().await.unwrap();
+    (http, login["csrf_token"].as_str().expect("a CSRF token").to_string())
+}
+
+/// An API token of `username` with `scopes`, made from a signed-in session.
+pub async fn api_token(base: &str, username: &str, password: &str, scopes: &[&str]) -> String {
+    let (http, csrf) = sign_in(base, username, password).await;
+    let token = http
+        .post(format!("{base}/api/v1/tokens"))
+        .header("origin", base)
+        .header("x-csrf-token", csrf)
+        .json(&serde_json::json!({"name": "tests", "scopes": scopes}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), reqwest::StatusCode::CREATED, "{}", token.text().await.unwrap_or_default());
+    let token: serde_json::Value = token.json().await.unwrap();
+    token["token"].as_str().expect("a token").to_string()
+}
