@@ -1,7 +1,7 @@
 //! The Binance REST client against a fake Binance spot server speaking real
 //! HTTP (see `fake_binance`).
 
-mod fake_binance;
+use venue_fakes::binance as fake_binance;
 
 use std::time::{Duration, Instant};
 

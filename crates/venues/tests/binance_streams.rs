@@ -2,7 +2,7 @@
 //! fake Binance WebSocket servers speaking real WebSocket over loopback
 //! (see `fake_binance_ws`).
 
-mod fake_binance_ws;
+use venue_fakes::binance_ws as fake_binance_ws;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

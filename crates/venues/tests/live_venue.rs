@@ -2,8 +2,8 @@
 //! Binance fake and the TastyTrade fake (see `fake_binance`,
 //! `fake_tastytrade`), plus what only one venue has.
 
-mod fake_binance;
-mod fake_tastytrade;
+use venue_fakes::binance as fake_binance;
+use venue_fakes::tastytrade as fake_tastytrade;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

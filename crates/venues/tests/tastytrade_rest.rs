@@ -1,7 +1,7 @@
 //! The TastyTrade REST client against a fake TastyTrade server speaking real
 //! HTTP over loopback (see `fake_tastytrade`).
 
-mod fake_tastytrade;
+use venue_fakes::tastytrade as fake_tastytrade;
 
 use std::time::Duration;
 

@@ -2,8 +2,8 @@
 //! speaking real WebSocket over loopback (see `fake_tastytrade_ws`); access
 //! tokens come from the REST fake (`fake_tastytrade`).
 
-mod fake_tastytrade;
-mod fake_tastytrade_ws;
+use venue_fakes::tastytrade as fake_tastytrade;
+use venue_fakes::tastytrade_ws as fake_tastytrade_ws;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
