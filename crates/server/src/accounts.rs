@@ -38,6 +38,10 @@ pub enum AccountError {
     Stopped,
     #[error("stored state of account {account} cannot be read: {detail}")]
     CorruptSnapshot { account: AccountId, detail: String },
+    /// A live account that may not send orders now (not confirmed by its
+    /// owner, live trading off, or its venue unreachable); nothing was done.
+    #[error("{0}")]
+    TradingNotAllowed(String),
 }
 
 /// Resolves when a queued commit is durable (at once when there was nothing to write).
@@ -216,13 +220,50 @@ pub struct Placed {
 }
 
 enum Message {
-    Submit { request: OrderRequest, reply: oneshot::Sender<Result<Placed, AccountError>> },
-    Command { command: Command, reply: oneshot::Sender<Result<(), AccountError>> },
+    Submit {
+        request: OrderRequest,
+        reply: oneshot::Sender<Result<Placed, AccountError>>,
+    },
+    Command {
+        command: Command,
+        reply: oneshot::Sender<Result<(), AccountError>>,
+    },
     Quote(Quote),
-    State { reply: oneshot::Sender<engine::AccountState> },
-    Read { job: ReadJob, durable: bool },
-    Flush { reply: oneshot::Sender<Result<(), AccountError>> },
-    Reconcile { reply: oneshot::Sender<ReconcileView> },
+    State {
+        reply: oneshot::Sender<engine::AccountState>,
+    },
+    Read {
+        job: ReadJob,
+        durable: bool,
+    },
+    Flush {
+        reply: oneshot::Sender<Result<(), AccountError>>,
+    },
+    Reconcile {
+        reply: oneshot::Sender<ReconcileView>,
+    },
+    /// Reports from a live venue (placement answers, reconciliation); the
+    /// reply comes once their events are durable.
+    Reports {
+        reports: Vec<ExecutionReport>,
+        reply: oneshot::Sender<Result<(), AccountError>>,
+    },
+}
+
+/// Where an account's orders go.
+pub enum Backend {
+    /// The simulated market, filling against quotes.
+    Paper(QuoteFillConfig),
+    /// A live venue: requests are handed, once journaled, to the account's
+    /// venue task (see [`crate::live`]), which feeds the answers back.
+    Live(LiveRoute),
+}
+
+/// The actor's end of a live account's venue task.
+#[derive(Clone)]
+pub struct LiveRoute {
+    pub jobs: mpsc::UnboundedSender<crate::live::VenueJob>,
+    pub gate: std::sync::Arc<crate::live::LiveGate>,
 }
 
 /// What reconciliation compares, taken in the actor at one moment: the
@@ -265,6 +306,8 @@ pub struct AccountHandle {
     /// instead of in the database.
     pub owner: Option<store::auth::UserId>,
     tx: mpsc::Sender<Message>,
+    /// How far the journal is durable (see [`Durable`]).
+    durable: tokio::sync::watch::Receiver<(u64, bool)>,
 }
 
 impl std::fmt::Debug for Message {
@@ -277,6 +320,7 @@ impl std::fmt::Debug for Message {
             Self::Read { .. } => "Read",
             Self::Flush { .. } => "Flush",
             Self::Reconcile { .. } => "Reconcile",
+            Self::Reports { .. } => "Reports",
         })
     }
 }
@@ -308,6 +352,24 @@ impl AccountHandle {
         let (reply, answer) = oneshot::channel();
         self.tx.send(Message::Reconcile { reply }).await.map_err(|_| AccountError::Stopped)?;
         answer.await.map_err(|_| AccountError::Stopped)
+    }
+
+    /// Waits until the journal is durable up to `seq`; an error when a
+    /// commit failed (the events may never land) or the account stopped.
+    pub async fn durable_through(&self, seq: u64) -> Result<(), AccountError> {
+        let mut watch = self.durable.clone();
+        match watch.wait_for(|d| d.0 >= seq || d.1).await {
+            Ok(d) if d.0 >= seq => Ok(()),
+            _ => Err(AccountError::Stopped),
+        }
+    }
+
+    /// Applies reports from the account's live venue; answers once durable.
+    /// A report the engine refuses is logged and skipped.
+    pub async fn apply_reports(&self, reports: Vec<ExecutionReport>) -> Result<(), AccountError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Message::Reports { reports, reply }).await.map_err(|_| AccountError::Stopped)?;
+        answer.await.map_err(|_| AccountError::Stopped)?
     }
 
     /// Waits until everything the account has done so far is durable
@@ -379,6 +441,8 @@ struct Actor {
     engine: Engine,
     venues: HashMap<InstrumentId, QuoteVenue>,
     fill_config: QuoteFillConfig,
+    /// `Some` for a live account: requests go there instead of `venues`.
+    live: Option<LiveRoute>,
     last_seq: u64,
     snapshot_seq: u64,
     store: Store,
@@ -397,10 +461,24 @@ pub async fn start(
     base_currency: Currency,
     store: Store,
     committer: GroupCommitter,
-    fill_config: QuoteFillConfig,
+    backend: Backend,
     clock: Clock,
     updates: Updates,
 ) -> Result<AccountHandle, AccountError> {
+    let (fill_config, live) = match backend {
+        Backend::Paper(config) => (config, None),
+        // Never used: a live account has no paper venue.
+        Backend::Live(route) => (
+            QuoteFillConfig {
+                maker_fee: model::Rate::ZERO,
+                taker_fee: model::Rate::ZERO,
+                slippage: model::Rate::ZERO,
+                multiplier: model::Quantity::ONE,
+                respect_size: true,
+            },
+            Some(route),
+        ),
+    };
     let (mut engine, mut last_seq) = match store.snapshot(id).await? {
         Some((seq, body)) => {
             let state: engine::AccountState = serde_json::from_str(&body)
@@ -433,6 +511,7 @@ pub async fn start(
         engine,
         venues: HashMap::new(),
         fill_config,
+        live,
         last_seq,
         snapshot_seq,
         store,
@@ -441,17 +520,21 @@ pub async fn start(
         out: Output::default(),
         reports: Vec::new(),
         publish,
-        durable,
+        durable: durable.clone(),
     };
     actor.restore_venues();
     let (tx, rx) = mpsc::channel(1024);
     tokio::spawn(actor.run(rx));
-    Ok(AccountHandle { id, owner: None, tx })
+    Ok(AccountHandle { id, owner: None, tx, durable })
 }
 
 impl Actor {
-    /// Puts working orders back into the paper venues after a restart.
+    /// Puts working orders back into the paper venues after a restart (a
+    /// live account's venue holds its own; reconciliation checks them).
     fn restore_venues(&mut self) {
+        if self.live.is_some() {
+            return;
+        }
         let state = self.engine.state();
         let last_trade = state.seen_trades.iter().map(|(_, t)| *t).max().unwrap_or(0);
         let open: Vec<Order> = state.open_orders.iter().filter_map(|id| state.orders.get(id).cloned()).collect();
@@ -464,6 +547,10 @@ impl Actor {
 
     /// Where the engine's open orders and the paper venues' working orders differ.
     fn order_differences(&self) -> Vec<OrderDifference> {
+        if self.live.is_some() {
+            // Compared with the venue itself by the live reconciliation.
+            return Vec::new();
+        }
         let state = self.engine.state();
         let working: HashMap<OrderId, model::Quantity> = self.venues.values().flat_map(QuoteVenue::working).collect();
         let mut out = Vec::new();
@@ -523,6 +610,7 @@ impl Actor {
                     self.read(job, durable);
                     Ok(())
                 }
+                Message::Reports { reports, reply } => self.venue_reports(reports, reply).await,
             };
             if let Err(e) = result {
                 tracing::error!(account = self.id, error = %e, "account stopped: its state may be ahead of the journal");
@@ -541,6 +629,12 @@ impl Actor {
         request: &OrderRequest,
         reply: oneshot::Sender<Result<Placed, AccountError>>,
     ) -> Result<(), AccountError> {
+        if let Some(live) = &self.live
+            && let Err(why) = live.gate.check()
+        {
+            let _ = reply.send(Err(AccountError::TradingNotAllowed(why)));
+            return Ok(());
+        }
         let now = self.now();
         self.out.clear();
         let started = std::time::Instant::now();
@@ -597,6 +691,10 @@ impl Actor {
         let now = self.now().max(quote.ts);
         self.out.clear();
         self.engine.process(&Input::Mark { instrument: quote.instrument, price: quote.mid() }, now, &mut self.out)?;
+        if self.live.is_some() {
+            drop(self.journal(now).await?);
+            return Ok(());
+        }
         // Every traded instrument's venue keeps the latest quote, so a market
         // order placed later fills against it at once.
         let mut reports = std::mem::take(&mut self.reports);
@@ -643,9 +741,36 @@ impl Actor {
         Ok(())
     }
 
-    /// Sends the engine's venue requests to the paper venue and applies its answers.
+    /// Applies a live venue's reports and answers once they are durable.
+    async fn venue_reports(
+        &mut self,
+        reports: Vec<ExecutionReport>,
+        reply: oneshot::Sender<Result<(), AccountError>>,
+    ) -> Result<(), AccountError> {
+        let now = self.now();
+        self.out.clear();
+        self.reports = reports;
+        self.apply_reports(now)?;
+        let ack = self.journal(now).await?;
+        tokio::spawn(async move {
+            let _ = reply.send(ack.wait().await);
+        });
+        self.route(now).await
+    }
+
+    /// Sends the engine's venue requests to the paper venue and applies its
+    /// answers, or hands them to the live venue task once journaled.
     async fn route(&mut self, now: Timestamp) -> Result<(), AccountError> {
         let requests = std::mem::take(&mut self.out.venue_requests);
+        if let Some(live) = &self.live {
+            if !requests.is_empty() {
+                // Write-ahead: the task waits for `after_seq` to be durable
+                // before anything reaches the venue.
+                let job = crate::live::VenueJob::Requests { after_seq: self.last_seq, requests };
+                live.jobs.send(job).map_err(|_| AccountError::Stopped)?;
+            }
+            return Ok(());
+        }
         let mut reports = std::mem::take(&mut self.reports);
         for request in &requests {
             match request {

@@ -70,6 +70,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::openapi::document))
         .merge(crate::api::market::routes())
         .merge(crate::api::trading::routes())
+        .merge(crate::api::live::routes())
         .merge(crate::api::risk::routes())
         .merge(crate::api::backtests::routes())
         .merge(crate::api::bots::routes())

@@ -708,6 +708,7 @@ mod tests {
             },
             clock: crate::accounts::wall_clock,
             max_batch: 64,
+            live: crate::live::LiveOptions::default(),
         };
         let runtime = Runtime::start(store.clone(), options).await.unwrap();
         let usd = model::Currency::parse("USD").unwrap();

@@ -135,6 +135,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub backup: BackupConfig,
     pub trading: TradingConfig,
+    pub venues: VenuesConfig,
 }
 
 /// `[server]`: the HTTP listener and what browsers may do with it.
@@ -535,6 +536,34 @@ pub struct TradingConfig {
     pub credentials_key: Option<Secret<String>>,
 }
 
+/// `[venues]`: where the live venue adapters connect. Unset URLs mean each
+/// venue's documented endpoint for the credential's environment (Binance
+/// spot testnet or production, TastyTrade sandbox or production); setting
+/// one points every account of that venue elsewhere (a proxy, or a local
+/// fake in tests).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VenuesConfig {
+    /// Binance spot REST base URL (`https://testnet.binance.vision`).
+    pub binance_rest_url: Option<String>,
+    /// TastyTrade REST base URL (`https://api.cert.tastyworks.com`).
+    pub tastytrade_api_url: Option<String>,
+    /// After a placement whose outcome is unknown (timeout, 5xx), how long
+    /// to wait before looking the order up. Longer than Binance's
+    /// `recvWindow` (5 s), so an order not found then can no longer arrive.
+    pub settle_delay_ms: u64,
+    /// How often each live account is reconciled with its venue besides on
+    /// start and on reconnect (seconds; 0 turns the timer off and leaves
+    /// only the `jobs.reconcile` schedule).
+    pub reconcile_seconds: u64,
+}
+
+impl Default for VenuesConfig {
+    fn default() -> Self {
+        Self { binance_rest_url: None, tastytrade_api_url: None, settle_delay_ms: 6_000, reconcile_seconds: 60 }
+    }
+}
+
 /// Reads `"2500.50"` or `100000` into exact [`Money`]. A TOML float is refused:
 /// it has already been rounded to binary, which is what `Money` exists to avoid.
 fn money_from_text_or_integer<'de, D: Deserializer<'de>>(d: D) -> Result<Money, D::Error> {
@@ -685,6 +714,10 @@ const KEYS: &[KeySpec] = &[
     KeySpec::new("backup", "keep_monthly_days", Kind::Integer),
     KeySpec::new("trading", "live_enabled", Kind::Bool),
     KeySpec::new("trading", "credentials_key", Kind::Text).secret().optional(),
+    KeySpec::new("venues", "binance_rest_url", Kind::Text).optional(),
+    KeySpec::new("venues", "tastytrade_api_url", Kind::Text).optional(),
+    KeySpec::new("venues", "settle_delay_ms", Kind::Integer),
+    KeySpec::new("venues", "reconcile_seconds", Kind::Integer),
 ];
 
 /// The schedule keys, for naming the one that is wrong.
@@ -1984,6 +2017,8 @@ mod tests {
         full.backup.s3_secret_access_key = Some(Secret::new("s".into()));
         full.cluster.advertise_url = Some("http://10.0.0.7:8080".into());
         full.trading.credentials_key = Some(Secret::new("k".into()));
+        full.venues.binance_rest_url = Some("http://127.0.0.1:1".into());
+        full.venues.tastytrade_api_url = Some("http://127.0.0.1:2".into());
         let table = toml::Table::try_from(&full).unwrap();
         let mut from_structs: Vec<String> = table
             .iter()

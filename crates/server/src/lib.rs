@@ -17,6 +17,7 @@ pub mod error;
 pub mod feed;
 pub mod jobs;
 pub mod limits;
+pub mod live;
 pub mod openapi;
 pub mod routes;
 pub mod runtime;

@@ -27,6 +27,8 @@ pub struct RuntimeOptions {
     pub clock: Clock,
     /// Most commits in one transaction.
     pub max_batch: usize,
+    /// Live venue accounts: the credentials key, endpoints, switches.
+    pub live: crate::live::LiveOptions,
 }
 
 /// A published quote with its JSON, written once for every subscriber
@@ -60,6 +62,34 @@ pub enum RuntimeError {
     Migrations(Vec<i64>),
 }
 
+/// Why a live account could not be opened (nothing was written).
+#[derive(Debug, thiserror::Error)]
+pub enum LiveOpenError {
+    #[error("the server has no trading.credentials_key, so no linked credential can be read")]
+    KeyMissing,
+    #[error("the credential cannot be read: {0}")]
+    Unreadable(String),
+    /// The venue refused or could not be reached (wrong key, unknown symbol).
+    #[error("{0}")]
+    Venue(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+}
+
+/// A live account to open.
+#[derive(Debug)]
+pub struct NewLive<'a> {
+    pub name: &'a str,
+    pub owner: store::auth::UserId,
+    pub credential: &'a store::venue_credentials::VenueCredentialRow,
+    /// The venue's symbols to trade (`BTCUSDT`; `AAPL` or an OCC option symbol).
+    pub symbols: &'a [String],
+    /// The venue's account number (TastyTrade).
+    pub venue_account: &'a str,
+}
+
 /// The running platform.
 #[derive(Debug)]
 pub struct Runtime {
@@ -67,6 +97,8 @@ pub struct Runtime {
     committer: GroupCommitter,
     writer: std::sync::Mutex<Option<JoinHandle<()>>>,
     accounts: RwLock<HashMap<AccountId, AccountHandle>>,
+    /// The live venue accounts among `accounts`.
+    live: RwLock<HashMap<AccountId, crate::live::LiveAccount>>,
     options: RuntimeOptions,
     /// The latest quote of each instrument, for WebSocket subscribers: one
     /// channel per instrument, so a socket wakes only for what it follows,
@@ -104,6 +136,7 @@ impl Runtime {
             committer,
             writer: std::sync::Mutex::new(Some(writer)),
             accounts: RwLock::new(HashMap::new()),
+            live: RwLock::new(HashMap::new()),
             options,
             quotes,
             candles,
@@ -115,6 +148,8 @@ impl Runtime {
             started: Instant::now(),
         });
         let owners: HashMap<AccountId, store::auth::UserId> = store.account_owners().await?.into_iter().collect();
+        let live_rows: HashMap<AccountId, store::live_accounts::LiveAccountRow> =
+            store.live_accounts().await?.into_iter().map(|r| (r.account_id, r)).collect();
         // Accounts load independently (snapshot, then the journal after it),
         // so as many load at once as there are cores; they are registered in
         // id order as before.
@@ -123,9 +158,13 @@ impl Runtime {
         let mut loading = Vec::new();
         for row in store.accounts().await? {
             let (runtime, permits, owner) = (Arc::clone(&runtime), Arc::clone(&permits), owners.get(&row.id).copied());
+            let live = live_rows.get(&row.id).cloned();
             loading.push(tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await.map_err(|_| AccountError::Stopped)?;
-                runtime.spawn_account(row.id, row.base_currency, owner).await
+                match live {
+                    Some(live) => runtime.resume_live_account(live, row.base_currency).await,
+                    None => runtime.spawn_account(row.id, row.base_currency, owner).await,
+                }
             }));
         }
         for task in loading {
@@ -152,13 +191,215 @@ impl Runtime {
             currency,
             self.store.clone(),
             self.committer.clone(),
-            self.options.fill,
+            accounts::Backend::Paper(self.options.fill),
             self.options.clock,
             self.updates.clone(),
         )
         .await?;
         handle.owner = owner;
         Ok(handle)
+    }
+
+    /// Opens an account at a live venue through a linked credential: checks
+    /// the credential and symbols with the venue first (nothing is written
+    /// when that fails), then creates the account with the venue's
+    /// instruments and cash. It trades only once its owner confirms.
+    pub async fn open_live_account(
+        &self,
+        new: &NewLive<'_>,
+        audit: &store::auth::AuditEntry<'_>,
+    ) -> Result<AccountHandle, LiveOpenError> {
+        let key = self.options.live.credentials_key.as_ref().ok_or(LiveOpenError::KeyMissing)?;
+        let secret = crate::venue_credentials::open(key, new.credential)
+            .map_err(|e| LiveOpenError::Unreadable(e.to_string()))?;
+        let row = new.credential;
+        let venue = crate::live::connect(&secret, &row.environment, new.venue_account, &self.options.live.venues)
+            .map_err(LiveOpenError::Venue)?;
+        let wanted: Vec<(model::InstrumentId, String)> = new
+            .symbols
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (model::InstrumentId(u32::try_from(i).unwrap_or(u32::MAX)), s.clone()))
+            .collect();
+        let found = venue.instruments(&wanted).await.map_err(|e| LiveOpenError::Venue(crate::live::describe(&e)))?;
+        let venue_symbols: Vec<String> = found.iter().map(|f| f.venue_symbol.clone()).collect();
+        let positions =
+            venue.positions(&venue_symbols).await.map_err(|e| LiveOpenError::Venue(crate::live::describe(&e)))?;
+        let base_currency = found
+            .first()
+            .map(|f| f.instrument.quote_currency)
+            .ok_or_else(|| LiveOpenError::Venue("no symbols: name at least one the account trades".to_string()))?;
+        let symbols: Vec<(String, String)> =
+            found.iter().map(|f| (f.instrument.symbol.clone(), f.venue_symbol.clone())).collect();
+        let now = (self.options.clock)();
+        let create = store::live_accounts::NewLiveAccount {
+            name: new.name,
+            base_currency,
+            owner: new.owner,
+            credential_id: row.id,
+            venue: &row.venue,
+            environment: &row.environment,
+            venue_account: new.venue_account.trim(),
+            symbols: &symbols,
+            now,
+        };
+        let id = self.store.create_live_account(&create, audit).await?;
+        let mut live_symbols = Vec::with_capacity(found.len());
+        for (i, f) in found.into_iter().enumerate() {
+            let mut instrument = f.instrument;
+            instrument.id = crate::live::instrument_id(id, i).map_err(LiveOpenError::Venue)?;
+            // What the venue held before tradecore: not ours to reconcile.
+            if let Some((_, held)) = positions.iter().find(|(s, _)| *s == f.venue_symbol)
+                && !held.is_zero()
+            {
+                self.store.add_position_adjustment(id, instrument.id, "link", *held).await?;
+            }
+            live_symbols.push(crate::live::LiveSymbol { instrument, venue_symbol: f.venue_symbol });
+        }
+        let live_row = self.store.live_account(id).await?.ok_or(LiveOpenError::Account(AccountError::Stopped))?;
+        let (handle, task) = self.start_live(live_row, base_currency, Ok(venue)).await?;
+        for symbol in &live_symbols {
+            handle.command(Command::AddInstrument { instrument: symbol.instrument.clone() }).await?;
+        }
+        let global_guard = self.global_state.read().await;
+        let global = *global_guard;
+        if global != engine::TradingState::Active {
+            handle.command(Command::SetTradingState { scope: engine::SwitchScope::Global, state: global }).await?;
+        }
+        self.accounts.write().await.insert(id, handle.clone());
+        drop(global_guard);
+        // The first reconciliation brings the venue's cash in.
+        task.start(live_symbols);
+        Ok(handle)
+    }
+
+    /// Starts a live account found in the store.
+    async fn resume_live_account(
+        &self,
+        row: store::live_accounts::LiveAccountRow,
+        currency: Currency,
+    ) -> Result<AccountHandle, AccountError> {
+        let venue = self.live_venue(&row).await;
+        let symbols = row.symbols.clone();
+        let id = row.account_id;
+        let (handle, task) = self.start_live(row, currency, venue).await?;
+        let books = handle.read_live(|s| s.books.iter().map(|b| b.instrument.clone()).collect::<Vec<_>>()).await?;
+        let mut live_symbols = Vec::with_capacity(symbols.len());
+        for (i, (_, venue_symbol)) in symbols.into_iter().enumerate() {
+            let Ok(instrument_id) = crate::live::instrument_id(id, i) else { continue };
+            if let Some(instrument) = books.iter().find(|b| b.id == instrument_id) {
+                live_symbols.push(crate::live::LiveSymbol { instrument: instrument.clone(), venue_symbol });
+            }
+        }
+        task.start(live_symbols);
+        Ok(handle)
+    }
+
+    /// The venue client of a stored live account, or why there is none.
+    async fn live_venue(
+        &self,
+        row: &store::live_accounts::LiveAccountRow,
+    ) -> Result<Arc<dyn venues::live::LiveVenue>, String> {
+        let key = self.options.live.credentials_key.as_ref().ok_or("the server has no trading.credentials_key")?;
+        let owner = row.owner.ok_or("the account has no owner")?;
+        let credential = self
+            .store
+            .venue_credential(owner, row.credential_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("its credential was removed")?;
+        let secret = crate::venue_credentials::open(key, &credential).map_err(|e| e.to_string())?;
+        crate::live::connect(&secret, &row.environment, &row.venue_account, &self.options.live.venues)
+    }
+
+    /// Starts a live account's actor; its venue task starts with
+    /// [`PendingVenueTask::start`] once the instruments are known.
+    async fn start_live(
+        &self,
+        row: store::live_accounts::LiveAccountRow,
+        currency: Currency,
+        venue: Result<Arc<dyn venues::live::LiveVenue>, String>,
+    ) -> Result<(AccountHandle, PendingVenueTask), AccountError> {
+        let id = row.account_id;
+        let gate = Arc::new(crate::live::LiveGate::refusing(crate::live::refusal(
+            &row,
+            venue.as_ref().map(|_| ()).map_err(String::as_str),
+            self.options.live.live_enabled,
+        )));
+        if let Err(why) = &venue {
+            tracing::error!(account = id, error = %why, "live account cannot reach its venue; it will not trade");
+        }
+        let (jobs, job_queue) = tokio::sync::mpsc::unbounded_channel();
+        let route = accounts::LiveRoute { jobs: jobs.clone(), gate: Arc::clone(&gate) };
+        let mut handle = accounts::start(
+            id,
+            currency,
+            self.store.clone(),
+            self.committer.clone(),
+            accounts::Backend::Live(route),
+            self.options.clock,
+            self.updates.clone(),
+        )
+        .await?;
+        handle.owner = row.owner;
+        let status = Arc::new(std::sync::Mutex::new(crate::live::VenueStatus::default()));
+        let venue_ready = venue.as_ref().map(|_| ()).map_err(Clone::clone);
+        let live = crate::live::LiveAccount { row, gate, status: Arc::clone(&status), jobs, venue_ready };
+        self.live.write().await.insert(id, live);
+        let reconcile_every = match self.options.live.venues.reconcile_seconds {
+            0 => None,
+            s => Some(std::time::Duration::from_secs(s)),
+        };
+        let task = crate::live::VenueTask {
+            account: id,
+            handle: handle.clone(),
+            venue,
+            symbols: Vec::new(),
+            store: self.store.clone(),
+            clock: self.options.clock,
+            settle_delay: std::time::Duration::from_millis(self.options.live.venues.settle_delay_ms),
+            reconcile_every,
+            status,
+        };
+        Ok((handle, PendingVenueTask { task, queue: job_queue }))
+    }
+
+    /// A live account, if `id` is one.
+    pub async fn live_account(&self, id: AccountId) -> Option<crate::live::LiveAccount> {
+        self.live.read().await.get(&id).cloned()
+    }
+
+    /// Records the owner's confirmation of live trading and lets the
+    /// account send orders (unless live trading is off for production).
+    /// `false` when it is not a live account of `owner`.
+    pub async fn confirm_live_account(
+        &self,
+        id: AccountId,
+        owner: store::auth::UserId,
+        audit: &store::auth::AuditEntry<'_>,
+    ) -> Result<bool, RuntimeError> {
+        if !self.store.confirm_live_account(id, owner, (self.options.clock)(), audit).await? {
+            return Ok(false);
+        }
+        let Some(row) = self.store.live_account(id).await? else { return Ok(false) };
+        if let Some(live) = self.live.write().await.get_mut(&id) {
+            let ready = live.venue_ready.as_ref().copied().map_err(String::as_str);
+            live.gate.set(crate::live::refusal(&row, ready, self.options.live.live_enabled));
+            live.row = row;
+        }
+        Ok(true)
+    }
+
+    /// Whether production live accounts may trade on this server.
+    #[must_use]
+    pub fn live_enabled(&self) -> bool {
+        self.options.live.live_enabled
+    }
+
+    /// Whether linked credentials can be read here.
+    #[must_use]
+    pub fn has_credentials_key(&self) -> bool {
+        self.options.live.credentials_key.is_some()
     }
 
     /// Creates a paper account with every paper instrument and `cash`,
@@ -377,6 +618,8 @@ impl Runtime {
 
     /// Flushes every account's journal and stops the writer.
     pub async fn shutdown(&self) {
+        // Their venue tasks stop with their queues.
+        self.live.write().await.clear();
         let handles: Vec<AccountHandle> = self.accounts.write().await.drain().map(|(_, h)| h).collect();
         for handle in &handles {
             if let Err(e) = handle.flush().await {
@@ -389,5 +632,18 @@ impl Runtime {
         if let Some(writer) = self.writer.lock().ok().and_then(|mut w| w.take()) {
             writer.abort();
         }
+    }
+}
+
+/// A live account's venue task, waiting for its symbols.
+pub(crate) struct PendingVenueTask {
+    task: crate::live::VenueTask,
+    queue: tokio::sync::mpsc::UnboundedReceiver<crate::live::VenueJob>,
+}
+
+impl PendingVenueTask {
+    fn start(mut self, symbols: Vec<crate::live::LiveSymbol>) {
+        self.task.symbols = symbols;
+        tokio::spawn(self.task.run(self.queue));
     }
 }

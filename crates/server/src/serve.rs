@@ -134,6 +134,17 @@ pub async fn start(config: Config) -> Result<Started, ServeError> {
         },
         clock: accounts::wall_clock,
         max_batch: 512,
+        live: crate::live::LiveOptions {
+            credentials_key: match &config.trading.credentials_key {
+                Some(text) => Some(
+                    crate::venue_credentials::CredentialsKey::parse(text.expose())
+                        .map_err(|e| ServeError::Cluster(format!("trading.credentials_key: {e}")))?,
+                ),
+                None => None,
+            },
+            venues: config.venues.clone(),
+            live_enabled: config.trading.live_enabled,
+        },
     };
     let admin_password = crate::auth::ensure_admin(&store, &config).await.map_err(ServeError::Admin)?;
     // Runs cut short by a previous stop cannot finish now: say so.

@@ -68,9 +68,17 @@ async fn open(store: &Store, committer: &GroupCommitter, id: i64) -> AccountHand
 }
 
 async fn open_with(store: &Store, committer: &GroupCommitter, id: i64, updates: accounts::Updates) -> AccountHandle {
-    accounts::start(id, usd(), store.clone(), committer.clone(), fill_config(), accounts::wall_clock, updates)
-        .await
-        .unwrap()
+    accounts::start(
+        id,
+        usd(),
+        store.clone(),
+        committer.clone(),
+        accounts::Backend::Paper(fill_config()),
+        accounts::wall_clock,
+        updates,
+    )
+    .await
+    .unwrap()
 }
 
 /// The account's state once everything it did is durable.

@@ -56,6 +56,7 @@ async fn spawn_app(backend: &str, config: Config) -> TestApp {
         },
         clock: server::accounts::wall_clock,
         max_batch: 64,
+        live: server::live::LiveOptions::default(),
     };
     let runtime = Runtime::start(store.clone(), options).await.unwrap();
     let state = AppState::new(runtime, Arc::new(config));

@@ -42,6 +42,8 @@ pub const TABLES: &[&str] = &[
     "bots",
     "jobs",
     "venue_credentials",
+    "live_accounts",
+    "live_position_adjustments",
 ];
 
 /// Tables a dump leaves out: state of the running cluster, not data.

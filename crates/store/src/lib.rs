@@ -64,6 +64,7 @@ mod commit;
 pub mod dump;
 pub mod jobs;
 pub mod lease;
+pub mod live_accounts;
 mod market;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

@@ -242,6 +242,81 @@ impl FakeBinance {
         self.state().orders.clone()
     }
 
+    /// Fills a resting order completely at its limit price, as a
+    /// counterparty would (say, while the client was away); commission as
+    /// on any fill (buys in the base asset). Answers the trade id.
+    pub fn fill_resting(&self, client_order_id: &str) -> u64 {
+        let mut st = self.state();
+        let now = local_ms() + st.skew_ms;
+        let i = st.orders.iter().position(|o| o.client_order_id == client_order_id).expect("no such order");
+        assert!(matches!(st.orders[i].status.as_str(), "NEW" | "PARTIALLY_FILLED"), "order not resting");
+        let o = st.orders[i].clone();
+        let def = st.symbol(&o.symbol).unwrap();
+        let qty = o.orig_qty - o.executed_qty;
+        let quote = notional(o.price, qty, Quantity::ONE);
+        let rate = model::Rate::parse("0.001").unwrap();
+        let buy = o.side == "BUY";
+        let (commission, commission_asset) =
+            if buy { (q_to_money(qty).mul_rate(rate), def.base) } else { (quote.mul_rate(rate), def.quote) };
+        if let Some(b) = st.balances.get_mut(&o.locked_asset) {
+            b.1 -= o.locked;
+        }
+        if buy {
+            st.add(def.quote, o.locked - quote);
+            st.add(def.base, q_to_money(qty) - commission);
+        } else {
+            st.add(def.quote, quote - commission);
+        }
+        let trade_id = st.next_trade_id;
+        st.next_trade_id += 1;
+        st.trades.push(FakeTrade {
+            symbol: o.symbol.clone(),
+            id: trade_id,
+            order_id: o.order_id,
+            price: o.price,
+            qty,
+            quote_qty: quote,
+            commission,
+            commission_asset: commission_asset.to_string(),
+            time: now,
+            is_buyer: buy,
+        });
+        let order = &mut st.orders[i];
+        order.executed_qty = o.orig_qty;
+        order.quote_qty += quote;
+        order.locked = Money::ZERO;
+        order.status = "FILLED".to_string();
+        order.update_time = now;
+        trade_id
+    }
+
+    /// Cancels a resting order at the venue (an operator on the venue's
+    /// site, or the venue itself), releasing what it locked.
+    pub fn cancel_at_venue(&self, client_order_id: &str) {
+        let mut st = self.state();
+        let now = local_ms() + st.skew_ms;
+        let i = st.orders.iter().position(|o| o.client_order_id == client_order_id).expect("no such order");
+        let (asset, locked) = (st.orders[i].locked_asset.clone(), st.orders[i].locked);
+        if let Some(b) = st.balances.get_mut(&asset) {
+            b.0 += locked;
+            b.1 -= locked;
+        }
+        let order = &mut st.orders[i];
+        order.locked = Money::ZERO;
+        order.status = "CANCELED".to_string();
+        order.update_time = now;
+    }
+
+    /// Money arriving from elsewhere (a deposit, a transfer).
+    pub fn deposit(&self, asset: &str, amount: Money) {
+        self.state().add(asset, amount);
+    }
+
+    /// A balance (free, locked).
+    pub fn balance(&self, asset: &str) -> (Money, Money) {
+        self.state().balances.get(asset).copied().unwrap_or((Money::ZERO, Money::ZERO))
+    }
+
     /// Pretend earlier traffic already used this much weight this minute.
     pub fn set_used_weight(&self, used: u64) {
         let mut st = self.state();

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod backtests;
 pub mod bots;
+pub mod live;
 pub mod market;
 pub mod risk;
 pub mod strategies;

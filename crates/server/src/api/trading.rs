@@ -63,8 +63,20 @@ pub(crate) async fn owned(state: &AppState, caller: &Caller, account: AccountId)
     Err(ApiError::unavailable("the account is not running; try again shortly"))
 }
 
-/// The paper instrument a `symbol` field names, or a 422 on that field.
-fn instrument_id(state: &AppState, symbol: &str) -> Result<InstrumentId, ApiError> {
+/// The instrument a `symbol` field names on `account` (a live account's own
+/// symbols, or the paper market's), or a 422 on that field.
+pub(crate) async fn instrument_id(
+    state: &AppState,
+    account: AccountId,
+    symbol: &str,
+) -> Result<InstrumentId, ApiError> {
+    if let Some(live) = state.runtime.live_account(account).await {
+        let index = live.row.symbols.iter().position(|(s, v)| s == symbol || v == symbol);
+        return index.and_then(|i| crate::live::instrument_id(account, i).ok()).ok_or_else(|| {
+            let known: Vec<&str> = live.row.symbols.iter().map(|(s, _)| s.as_str()).collect();
+            ApiError::invalid("symbol", format!("this account trades {}; not '{symbol}'", known.join(", ")))
+        });
+    }
     state
         .runtime
         .instrument_by_symbol(symbol)
@@ -85,6 +97,7 @@ fn account_error(e: AccountError) -> ApiError {
         }
         AccountError::Engine(e) => ApiError::bad_request(e.to_string()),
         AccountError::Stopped => ApiError::unavailable("the account is restarting; try again shortly"),
+        AccountError::TradingNotAllowed(why) => ApiError::conflict("trading_not_allowed", why),
         other => ApiError::internal(&other),
     }
 }
@@ -94,26 +107,93 @@ fn account_error(e: AccountError) -> ApiError {
 struct NewAccount {
     /// 1 to 64 characters.
     name: String,
-    /// Starting cash in each currency the paper instruments are quoted in.
+    /// Paper accounts: starting cash in each currency the paper instruments
+    /// are quoted in.
     starting_cash: Option<Money>,
+    /// Live accounts: the linked venue credential to trade through (see
+    /// `/api/v1/venue-credentials`). Without it the account is paper.
+    venue_credential_id: Option<i64>,
+    /// Live accounts: the venue's symbols to trade (`BTCUSDT`; `AAPL` or an
+    /// OCC option symbol), 1 to 100.
+    symbols: Option<Vec<String>>,
+    /// Live TastyTrade accounts: the account number to trade in.
+    venue_account: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-struct AccountView {
+pub(crate) struct AccountView {
     #[schema(value_type = i64)]
     id: AccountId,
     name: String,
     base_currency: String,
-    /// Where its orders go: `paper` (the simulated market) for every
-    /// account today; a live venue's name once venues can be linked.
+    /// Where its orders go: `paper` (the simulated market), `binance` or `tastytrade`.
     #[schema(example = "paper")]
-    venue: &'static str,
+    venue: String,
+    /// A live account's venue environment (`testnet`, `sandbox`, `production`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    environment: Option<String>,
+    /// A live account's state; absent for paper accounts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    live: Option<LiveView>,
 }
 
-/// Every account trades on the paper market until live venues can be linked.
+/// Whether a live account may trade.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LiveView {
+    /// The owner confirmed live trading on it.
+    confirmed: bool,
+    /// It may send orders now.
+    trading: bool,
+    /// Why not, when it may not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// The venue symbols it trades.
+    symbols: Vec<String>,
+    /// The venue's account number (TastyTrade).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    venue_account: String,
+}
+
 const PAPER_VENUE: &str = "paper";
 
-/// Opens a paper account for the caller.
+/// How an account is shown, live or paper.
+pub(crate) async fn account_view(state: &AppState, id: AccountId, name: String, currency: String) -> AccountView {
+    match state.runtime.live_account(id).await {
+        Some(live) => {
+            let reason = live.gate.check().err();
+            AccountView {
+                id,
+                name,
+                base_currency: currency,
+                venue: live.row.venue.clone(),
+                environment: Some(live.row.environment.clone()),
+                live: Some(LiveView {
+                    confirmed: live.row.confirmed.is_some(),
+                    trading: reason.is_none(),
+                    reason,
+                    symbols: live.row.symbols.iter().map(|(_, v)| v.clone()).collect(),
+                    venue_account: live.row.venue_account.clone(),
+                }),
+            }
+        }
+        None => AccountView {
+            id,
+            name,
+            base_currency: currency,
+            venue: PAPER_VENUE.to_string(),
+            environment: None,
+            live: None,
+        },
+    }
+}
+
+/// Opens an account for the caller: on paper by default, or at a live
+/// venue through a linked credential.
+///
+/// A live account is checked with the venue first (the credential works,
+/// the symbols exist); it starts with the venue's cash and sends no order
+/// until its owner confirms live trading on it
+/// (`POST /api/v1/accounts/{account}/live-confirmation`).
 #[utoipa::path(
     post,
     path = "/api/v1/accounts",
@@ -122,18 +202,29 @@ const PAPER_VENUE: &str = "paper";
     request_body = NewAccount,
     responses(
         (status = 201, description = "The new account.", body = AccountView),
-        (status = 422, description = "- `validation_failed`: a bad `name` or `starting_cash` (positive, at most 10^12)."),
+        (status = 404, description = "- `not_found`: no such venue credential of the caller's."),
+        (status = 409, description = "- `credentials_key_missing`: the server cannot read linked credentials."),
+        (status = 422, description = "- `validation_failed`: a bad `name`, `starting_cash` (positive, at most 10^12), `symbols` or `venue_account`, or the venue refused the credential or a symbol (`field` says which)."),
     ),
 )]
 async fn create_account(
     State(state): State<AppState>,
     caller: Caller,
+    client: crate::auth::ClientMeta,
     Json(body): Json<NewAccount>,
 ) -> Result<Response, ApiError> {
     caller.require_scope(Scope::Trade)?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 64 {
         return Err(ApiError::invalid("name", "the name must be 1 to 64 characters"));
+    }
+    if let Some(credential) = body.venue_credential_id {
+        return create_live_account(&state, &caller, &client, name, credential, &body).await;
+    }
+    for (field, given) in [("symbols", body.symbols.is_some()), ("venue_account", body.venue_account.is_some())] {
+        if given {
+            return Err(ApiError::invalid(field, format!("{field} is for live accounts (give venue_credential_id)")));
+        }
     }
     let cash = body.starting_cash.unwrap_or(state.config.paper.starting_cash);
     if !cash.is_positive() || cash > Money::from_int(1_000_000_000_000) {
@@ -145,8 +236,78 @@ async fn create_account(
         .open_paper_account(name, currency, cash, Some(caller.user_id))
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    let view =
-        AccountView { id: handle.id, name: name.to_string(), base_currency: currency.to_string(), venue: PAPER_VENUE };
+    let view = account_view(&state, handle.id, name.to_string(), currency.to_string()).await;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+async fn create_live_account(
+    state: &AppState,
+    caller: &Caller,
+    client: &crate::auth::ClientMeta,
+    name: &str,
+    credential: i64,
+    body: &NewAccount,
+) -> Result<Response, ApiError> {
+    use crate::runtime::LiveOpenError;
+    if body.starting_cash.is_some() {
+        return Err(ApiError::invalid("starting_cash", "a live account starts with the venue's cash"));
+    }
+    let symbols: Vec<String> = body.symbols.iter().flatten().map(|s| s.trim().to_string()).collect();
+    if symbols.is_empty() || symbols.len() > crate::live::MAX_SYMBOLS {
+        return Err(ApiError::invalid("symbols", "name 1 to 100 venue symbols the account trades"));
+    }
+    if let Some(bad) = symbols.iter().find(|s| s.is_empty() || s.len() > 64) {
+        return Err(ApiError::invalid("symbols", format!("'{bad}' is not a venue symbol")));
+    }
+    let mut unique = symbols.clone();
+    unique.sort();
+    unique.dedup();
+    if unique.len() != symbols.len() {
+        return Err(ApiError::invalid("symbols", "each symbol once"));
+    }
+    let row = state
+        .runtime
+        .store
+        .venue_credential(caller.user_id, credential)
+        .await
+        .map_err(|e| store_error(&e))?
+        .ok_or_else(|| ApiError::not_found("venue credential"))?;
+    let venue_account = body.venue_account.as_deref().unwrap_or("").trim();
+    match row.venue.as_str() {
+        "tastytrade" if venue_account.is_empty() => {
+            return Err(ApiError::invalid("venue_account", "a TastyTrade account needs its account number"));
+        }
+        "binance" if !venue_account.is_empty() => {
+            return Err(ApiError::invalid("venue_account", "a Binance credential is one account: leave it out"));
+        }
+        _ => {}
+    }
+    if venue_account.len() > 32 || !venue_account.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ApiError::invalid("venue_account", "an account number is letters and digits"));
+    }
+    let entry = crate::routes::audit(state, Some(caller.user_id), "account.create_live", client).detail(
+        serde_json::json!({ "credential": credential, "venue": row.venue, "environment": row.environment, "symbols": symbols }),
+    );
+    let new =
+        crate::runtime::NewLive { name, owner: caller.user_id, credential: &row, symbols: &symbols, venue_account };
+    let handle = match state.runtime.open_live_account(&new, &entry).await {
+        Ok(handle) => handle,
+        Err(LiveOpenError::KeyMissing) => {
+            return Err(ApiError::conflict(
+                "credentials_key_missing",
+                "the operator has not set trading.credentials_key, so linked credentials cannot be read",
+            ));
+        }
+        Err(LiveOpenError::Unreadable(why)) => return Err(ApiError::invalid("venue_credential_id", why)),
+        Err(LiveOpenError::Venue(why)) => {
+            let field =
+                if why.contains("symbol") || why.contains("Symbol") { "symbols" } else { "venue_credential_id" };
+            return Err(ApiError::invalid(field, format!("{}: {why}", row.venue)));
+        }
+        Err(e) => return Err(ApiError::internal(&e)),
+    };
+    let currency = handle.read_live(|s| s.base_currency.to_string()).await.map_err(account_error)?;
+    let view = account_view(state, handle.id, name.to_string(), currency).await;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -161,16 +322,11 @@ async fn create_account(
 async fn list_accounts(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<AccountView>>, ApiError> {
     caller.require_scope(Scope::Read)?;
     let rows = state.runtime.store.owned_accounts(caller.user_id).await.map_err(|e| store_error(&e))?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|r| AccountView {
-                id: r.id,
-                name: r.name,
-                base_currency: r.base_currency.to_string(),
-                venue: PAPER_VENUE,
-            })
-            .collect(),
-    ))
+    let mut views = Vec::with_capacity(rows.len());
+    for r in rows {
+        views.push(account_view(&state, r.id, r.name, r.base_currency.to_string()).await);
+    }
+    Ok(Json(views))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -462,7 +618,7 @@ struct NewOrder {
 }
 
 impl NewOrder {
-    fn into_request(self, state: &AppState) -> Result<OrderRequest, ApiError> {
+    fn into_request(self, instrument: InstrumentId) -> Result<OrderRequest, ApiError> {
         let client_order_id =
             ClientOrderId::parse(&self.client_order_id).map_err(|e| ApiError::invalid("client_order_id", e))?;
         // Bots own this prefix: a manual order with it would count as a bot's.
@@ -472,7 +628,6 @@ impl NewOrder {
                 "client order ids starting with 'bot' are reserved for bots",
             ));
         }
-        let instrument = instrument_id(state, &self.symbol)?;
         let need = |field: &str, v: Option<Price>| {
             v.ok_or_else(|| ApiError::invalid(field, format!("a {} order needs {field}", self.order_type)))
         };
@@ -540,7 +695,8 @@ async fn submit(
 ) -> Result<Response, ApiError> {
     caller.require_scope(Scope::Trade)?;
     let handle = owned(&state, &caller, account).await?;
-    let request = body.into_request(&state)?;
+    let instrument = instrument_id(&state, account, &body.symbol).await?;
+    let request = body.into_request(instrument)?;
     let placed = handle.submit(request).await.map_err(account_error)?;
     match placed.submission {
         Submission::Sent(_) => Ok((StatusCode::CREATED, Json(placed.order)).into_response()),
@@ -628,7 +784,7 @@ pub(crate) async fn order_page(
     };
     let instrument = match &q.symbol {
         None => None,
-        Some(symbol) => Some(instrument_id(state, symbol)?),
+        Some(symbol) => Some(instrument_id(state, account, symbol).await?),
     };
     let query = OrderQuery { open_only, status, instrument, before: q.before.map(OrderId), client_prefix, limit };
     let items = if open_only {
@@ -772,7 +928,7 @@ async fn cancel_all(
     let handle = owned(&state, &caller, account).await?;
     let instrument = match &q.symbol {
         None => None,
-        Some(symbol) => Some(instrument_id(&state, symbol)?),
+        Some(symbol) => Some(instrument_id(&state, account, symbol).await?),
     };
     let before = handle.read_live(|s| s.open_orders.len()).await.map_err(account_error)?;
     handle.command(Command::CancelAll { instrument }).await.map_err(account_error)?;

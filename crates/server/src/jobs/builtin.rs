@@ -120,7 +120,18 @@ async fn reconcile(ctx: &JobContext) -> Result<Value, String> {
     let mut reports = Vec::new();
     let mut restricted = Vec::new();
     let mut busy = Vec::new();
+    let mut venues = Vec::new();
     for handle in &handles {
+        // A live account is also compared with its venue; that pass applies
+        // what it can explain and restricts the account itself otherwise.
+        if let Some(live) = ctx.runtime.live_account(handle.id).await {
+            match live.reconcile("job").await {
+                Ok(pass) => venues.push(json!({ "account": handle.id, "venue": live.row.venue, "pass": pass })),
+                Err(e) => {
+                    venues.push(json!({ "account": handle.id, "venue": live.row.venue, "error": e }));
+                }
+            }
+        }
         let found = match differences(ctx, handle).await? {
             Some(found) if found.is_empty() => continue,
             Some(found) => found,
@@ -153,7 +164,13 @@ async fn reconcile(ctx: &JobContext) -> Result<Value, String> {
         restricted.push(handle.id);
         reports.push(json!({ "account": handle.id, "differences": found }));
     }
-    Ok(json!({ "accounts": handles.len(), "differences": reports, "close_only": restricted, "skipped_busy": busy }))
+    Ok(json!({
+        "accounts": handles.len(),
+        "differences": reports,
+        "close_only": restricted,
+        "skipped_busy": busy,
+        "venues": venues,
+    }))
 }
 
 // ---------------------------------------------------------------------------

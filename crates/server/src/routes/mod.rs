@@ -18,6 +18,11 @@ use crate::auth::ClientMeta;
 
 /// An audit entry for an action by `user_id` (or an anonymous caller) from
 /// `client`, stamped with the runtime's clock.
-fn audit<'a>(state: &AppState, user_id: Option<UserId>, action: &'a str, client: &'a ClientMeta) -> AuditEntry<'a> {
+pub(crate) fn audit<'a>(
+    state: &AppState,
+    user_id: Option<UserId>,
+    action: &'a str,
+    client: &'a ClientMeta,
+) -> AuditEntry<'a> {
     AuditEntry::new(state.runtime.now(), user_id, action, client.ip.as_deref())
 }

@@ -281,6 +281,7 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<
         (status = 204, description = "Deleted, with its secrets."),
         (status = 403, description = "- `insufficient_scope`: neither a session nor a token with the `admin` scope."),
         (status = 404, description = "- `not_found`: no such credential of the caller's."),
+        (status = 409, description = "- `credential_in_use`: live accounts trade through it."),
     ),
 )]
 async fn unlink(
@@ -290,6 +291,14 @@ async fn unlink(
     Path(id): Path<CredentialId>,
 ) -> Result<StatusCode, ApiError> {
     require_secrets_access(&caller)?;
+    let users = state.runtime.store.accounts_using_credential(id).await.map_err(AuthError::from)?;
+    if !users.is_empty() {
+        let ids: Vec<String> = users.iter().map(ToString::to_string).collect();
+        return Err(ApiError::conflict(
+            "credential_in_use",
+            format!("live accounts {} trade through this credential", ids.join(", ")),
+        ));
+    }
     let entry = audit(&state, Some(caller.user_id), "venue_credential.unlink", &client);
     if !state.runtime.store.delete_venue_credential(caller.user_id, id, &entry).await.map_err(AuthError::from)? {
         return Err(ApiError::not_found("venue credential"));

@@ -337,6 +337,14 @@ impl BinanceClient {
         }
     }
 
+    /// An order by Binance's order id (for naming the fills of an order this
+    /// process has not seen, after a restart).
+    pub async fn query_order_by_id(&self, symbol: &str, order_id: u64) -> Result<OrderReport, BinanceError> {
+        let ep = Endpoint::new(Method::GET, "/api/v3/order", 4, true, false);
+        let params = [("symbol", symbol.to_string()), ("orderId", order_id.to_string())];
+        decode(&ep, &self.execute(&ep, &params).await?)
+    }
+
     /// `GET /api/v3/order` by `origClientOrderId`. An unknown order is
     /// `Err(Api { code: NoSuchOrder, .. })`.
     pub async fn query_order(

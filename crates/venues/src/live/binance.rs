@@ -11,8 +11,9 @@
 //!   traded on arrival, so they are `Taker`.
 //! - **Client order ids of fills**: `myTrades` names only Binance's order id.
 //!   This venue remembers the client id of every order it has seen (placed,
-//!   queried, listed open, cancelled) and names fills by it; a fill of an
-//!   order it has not seen has `client_order_id: None`. A snapshot queries
+//!   queried, listed open, cancelled) and names fills by it; the order of
+//!   a fill it has not seen is looked up once by Binance's order id, and
+//!   its fills have `client_order_id: None` only if that id is not ours. A snapshot queries
 //!   the given orders first, so their fills are always named.
 //! - **Positions** on a spot account are the base-asset balances (free +
 //!   locked) of the symbols asked about.
@@ -50,6 +51,8 @@ pub struct BinanceVenue {
     assets: Mutex<HashMap<String, (Currency, Currency)>>,
     /// Binance order id → our client order id, from every order seen.
     client_ids: Mutex<HashMap<u64, ClientOrderId>>,
+    /// Orders looked up by id whose client id is not one of ours.
+    looked_up: Mutex<std::collections::HashSet<u64>>,
 }
 
 impl std::fmt::Debug for BinanceVenue {
@@ -90,7 +93,12 @@ fn now_ms() -> i64 {
 impl BinanceVenue {
     #[must_use]
     pub fn new(client: Arc<BinanceClient>) -> Self {
-        Self { client, assets: Mutex::new(HashMap::new()), client_ids: Mutex::new(HashMap::new()) }
+        Self {
+            client,
+            assets: Mutex::new(HashMap::new()),
+            client_ids: Mutex::new(HashMap::new()),
+            looked_up: Mutex::new(std::collections::HashSet::new()),
+        }
     }
 
     /// The wrapped client.
@@ -185,6 +193,27 @@ impl BinanceVenue {
             liquidity: Some(t.liquidity()),
             time: Some(t.time),
         })
+    }
+
+    /// Looks up (once) the client order id of a trade's order this process
+    /// has not seen, so fills from before a restart are named.
+    async fn learn_client_id(&self, t: &Trade) -> Result<(), LiveError> {
+        let known = |ids: &HashMap<u64, ClientOrderId>, looked: &std::collections::HashSet<u64>| {
+            ids.contains_key(&t.order_id) || looked.contains(&t.order_id)
+        };
+        {
+            let ids = self.client_ids.lock().unwrap_or_else(PoisonError::into_inner);
+            let looked = self.looked_up.lock().unwrap_or_else(PoisonError::into_inner);
+            if known(&ids, &looked) {
+                return Ok(());
+            }
+        }
+        let report = self.client.query_order_by_id(&t.symbol, t.order_id).await?;
+        self.looked_up.lock().unwrap_or_else(PoisonError::into_inner).insert(t.order_id);
+        if let Some(id) = client_id(&report.client_order_id) {
+            self.client_ids.lock().unwrap_or_else(PoisonError::into_inner).insert(t.order_id, id);
+        }
+        Ok(())
     }
 
     /// The trades of `symbol` at or after `since_ms`, by 24 h windows.
@@ -340,6 +369,7 @@ impl LiveVenue for BinanceVenue {
             let mut out = Vec::new();
             for symbol in symbols {
                 for t in self.trades_since(symbol, since_ms).await? {
+                    self.learn_client_id(&t).await?;
                     out.push(self.fill(&t)?);
                 }
             }
