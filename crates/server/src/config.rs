@@ -546,8 +546,17 @@ pub struct TradingConfig {
 pub struct VenuesConfig {
     /// Binance spot REST base URL (`https://testnet.binance.vision`).
     pub binance_rest_url: Option<String>,
+    /// Binance WebSocket API URL, for the user data stream
+    /// (`wss://ws-api.testnet.binance.vision/ws-api/v3`).
+    pub binance_ws_api_url: Option<String>,
+    /// Binance market streams base URL (`wss://stream.testnet.binance.vision`).
+    pub binance_stream_url: Option<String>,
     /// TastyTrade REST base URL (`https://api.cert.tastyworks.com`).
     pub tastytrade_api_url: Option<String>,
+    /// TastyTrade account streamer URL (`wss://streamer.cert.tastyworks.com`).
+    pub tastytrade_streamer_url: Option<String>,
+    /// DXLink URL; unset: the one TastyTrade's quote token names.
+    pub tastytrade_dxlink_url: Option<String>,
     /// After a placement whose outcome is unknown (timeout, 5xx), how long
     /// to wait before looking the order up. Longer than Binance's
     /// `recvWindow` (5 s), so an order not found then can no longer arrive.
@@ -560,7 +569,16 @@ pub struct VenuesConfig {
 
 impl Default for VenuesConfig {
     fn default() -> Self {
-        Self { binance_rest_url: None, tastytrade_api_url: None, settle_delay_ms: 6_000, reconcile_seconds: 60 }
+        Self {
+            binance_rest_url: None,
+            binance_ws_api_url: None,
+            binance_stream_url: None,
+            tastytrade_api_url: None,
+            tastytrade_streamer_url: None,
+            tastytrade_dxlink_url: None,
+            settle_delay_ms: 6_000,
+            reconcile_seconds: 60,
+        }
     }
 }
 
@@ -715,7 +733,11 @@ const KEYS: &[KeySpec] = &[
     KeySpec::new("trading", "live_enabled", Kind::Bool),
     KeySpec::new("trading", "credentials_key", Kind::Text).secret().optional(),
     KeySpec::new("venues", "binance_rest_url", Kind::Text).optional(),
+    KeySpec::new("venues", "binance_ws_api_url", Kind::Text).optional(),
+    KeySpec::new("venues", "binance_stream_url", Kind::Text).optional(),
     KeySpec::new("venues", "tastytrade_api_url", Kind::Text).optional(),
+    KeySpec::new("venues", "tastytrade_streamer_url", Kind::Text).optional(),
+    KeySpec::new("venues", "tastytrade_dxlink_url", Kind::Text).optional(),
     KeySpec::new("venues", "settle_delay_ms", Kind::Integer),
     KeySpec::new("venues", "reconcile_seconds", Kind::Integer),
 ];
@@ -2019,6 +2041,10 @@ mod tests {
         full.trading.credentials_key = Some(Secret::new("k".into()));
         full.venues.binance_rest_url = Some("http://127.0.0.1:1".into());
         full.venues.tastytrade_api_url = Some("http://127.0.0.1:2".into());
+        full.venues.binance_ws_api_url = Some("ws://127.0.0.1:3".into());
+        full.venues.binance_stream_url = Some("ws://127.0.0.1:4".into());
+        full.venues.tastytrade_streamer_url = Some("ws://127.0.0.1:5".into());
+        full.venues.tastytrade_dxlink_url = Some("ws://127.0.0.1:6".into());
         let table = toml::Table::try_from(&full).unwrap();
         let mut from_structs: Vec<String> = table
             .iter()

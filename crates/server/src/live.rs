@@ -40,6 +40,7 @@ use store::auth::AuditEntry;
 use store::live_accounts::LiveAccountRow;
 use store::{AccountId, Store};
 use tokio::sync::{mpsc, oneshot};
+use venues::live::feed::FeedEvent;
 use venues::live::{
     BinanceVenue, CancelResult, LiveError, LiveFill, LiveOrderState, LiveStatus, LiveVenue, PlaceResult, Settled,
     TastyVenue,
@@ -240,16 +241,7 @@ pub fn connect(
             if venue_account.trim().is_empty() {
                 return Err("a TastyTrade account number is needed".to_string());
             }
-            let credentials = venues::tastytrade::OAuthCredentials::new(client_secret, refresh_token)
-                .map_err(|e| format!("the TastyTrade credential: {e}"))?
-                .with_client_id(client_id);
-            let client_config = venues::tastytrade::TastyConfig {
-                production,
-                base_url: config.tastytrade_api_url.clone(),
-                ..venues::tastytrade::TastyConfig::default()
-            };
-            let client = venues::tastytrade::TastyClient::new(client_config, credentials)
-                .map_err(|e| format!("TastyTrade client: {e}"))?;
+            let client = tasty_client(client_id, client_secret, refresh_token, production, config)?;
             Ok(Arc::new(TastyVenue::new(Arc::new(client), venue_account.trim())))
         }
     }
@@ -268,6 +260,94 @@ fn binance(
     let client = venues::binance::BinanceClient::new(client_config, Some(credentials))
         .map_err(|e| format!("Binance client: {e}"))?;
     Ok(Arc::new(BinanceVenue::new(Arc::new(client))))
+}
+
+/// What opens an account's live updates (see [`venues::live::feed`]); kept
+/// to reconnect when a feed stops.
+#[derive(Clone)]
+pub struct FeedSource {
+    pub secret: VenueSecret,
+    pub environment: String,
+    pub venue_account: String,
+    pub config: VenuesConfig,
+}
+
+impl std::fmt::Debug for FeedSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedSource").field("secret", &self.secret).field("environment", &self.environment).finish()
+    }
+}
+
+type FeedParts = (venues::live::feed::Feed, mpsc::Receiver<FeedEvent>);
+
+impl FeedSource {
+    /// Opens the account's streams for `symbols` (venue symbols).
+    async fn open(&self, symbols: &[String]) -> Result<FeedParts, String> {
+        let production = self.environment == "production";
+        let config = &self.config;
+        match &self.secret {
+            VenueSecret::BinanceHmac { api_key, api_secret } => {
+                let credentials = venues::binance::Credentials::hmac(api_key.clone(), api_secret.clone())
+                    .map_err(|e| format!("the Binance key: {e}"))?;
+                binance_feed(credentials, production, config, symbols).await
+            }
+            VenueSecret::BinanceEd25519 { api_key, private_key } => {
+                let credentials = venues::binance::Credentials::ed25519_pem(api_key.clone(), private_key)
+                    .map_err(|e| format!("the Binance key: {e}"))?;
+                binance_feed(credentials, production, config, symbols).await
+            }
+            VenueSecret::Tastytrade { client_id, client_secret, refresh_token } => {
+                let client = tasty_client(client_id, client_secret, refresh_token, production, config)?;
+                let streamer = venues::tastytrade::AccountStreamConfig {
+                    production,
+                    url: config.tastytrade_streamer_url.clone(),
+                    ..venues::tastytrade::AccountStreamConfig::default()
+                };
+                let dxlink = venues::tastytrade::DxLinkConfig {
+                    url: config.tastytrade_dxlink_url.clone(),
+                    ..venues::tastytrade::DxLinkConfig::default()
+                };
+                venues::live::feed::tastytrade(Arc::new(client), &self.venue_account, streamer, dxlink, symbols).await
+            }
+        }
+    }
+}
+
+async fn binance_feed(
+    credentials: venues::binance::Credentials,
+    production: bool,
+    config: &VenuesConfig,
+    symbols: &[String],
+) -> Result<FeedParts, String> {
+    let user = venues::binance::UserStreamConfig {
+        production,
+        url: config.binance_ws_api_url.clone(),
+        ..venues::binance::UserStreamConfig::default()
+    };
+    let market = venues::binance::MarketStreamConfig {
+        production,
+        url: config.binance_stream_url.clone(),
+        ..venues::binance::MarketStreamConfig::default()
+    };
+    venues::live::feed::binance(Arc::new(credentials), user, market, symbols).await
+}
+
+fn tasty_client(
+    client_id: &str,
+    client_secret: &str,
+    refresh_token: &str,
+    production: bool,
+    config: &VenuesConfig,
+) -> Result<venues::tastytrade::TastyClient, String> {
+    let credentials = venues::tastytrade::OAuthCredentials::new(client_secret, refresh_token)
+        .map_err(|e| format!("the TastyTrade credential: {e}"))?
+        .with_client_id(client_id);
+    let client_config = venues::tastytrade::TastyConfig {
+        production,
+        base_url: config.tastytrade_api_url.clone(),
+        ..venues::tastytrade::TastyConfig::default()
+    };
+    venues::tastytrade::TastyClient::new(client_config, credentials).map_err(|e| format!("TastyTrade client: {e}"))
 }
 
 /// A venue's error in words for the user.
@@ -322,22 +402,32 @@ pub struct VenueTask {
     pub settle_delay: Duration,
     pub reconcile_every: Option<Duration>,
     pub status: Arc<Mutex<VenueStatus>>,
+    /// Opens the live updates; `None` when the venue could not be set up.
+    pub feed: Option<FeedSource>,
 }
+
+/// How long to wait for more account changes before reconciling a burst once.
+const CHANGE_SETTLE: Duration = Duration::from_millis(50);
+/// How often a stopped or unopened feed is tried again.
+const FEED_RETRY: Duration = Duration::from_secs(30);
 
 impl VenueTask {
     /// Runs until the account stops: a reconciliation first, then jobs in
     /// order, and a reconciliation on every timer tick.
     pub async fn run(self, mut jobs: mpsc::UnboundedReceiver<VenueJob>) {
-        let mut first = Some(());
+        let mut feed: Option<FeedParts> = None;
+        let mut feed_retry = tokio::time::interval(FEED_RETRY);
+        feed_retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let every = self.reconcile_every.unwrap_or(Duration::from_secs(86_400 * 365));
         let mut timer = tokio::time::interval(every);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         timer.tick().await;
+        // Streams first, so nothing that happens during the first
+        // reconciliation goes unnoticed.
+        feed_retry.tick().await;
+        feed = self.open_feed(feed).await;
+        self.pass_logged("start").await;
         loop {
-            if first.take().is_some() {
-                self.pass_logged("start").await;
-                continue;
-            }
             tokio::select! {
                 job = jobs.recv() => match job {
                     None => break,
@@ -358,9 +448,77 @@ impl VenueTask {
                         }
                     }
                 },
+                event = next_event(&mut feed) => match event {
+                    Some(event) => self.on_feed(event, &mut feed).await,
+                    None => {
+                        tracing::warn!(account = self.account, "live updates ended; reconnecting later");
+                        feed = None;
+                    }
+                },
                 _ = timer.tick(), if self.reconcile_every.is_some() => self.pass_logged("timer").await,
+                _ = feed_retry.tick(), if feed.is_none() && self.feed.is_some() => {
+                    feed = self.open_feed(None).await;
+                    if feed.is_some() {
+                        // Whatever happened while there was no feed.
+                        self.pass_logged("feed opened").await;
+                    }
+                }
             }
         }
+    }
+
+    async fn open_feed(&self, current: Option<FeedParts>) -> Option<FeedParts> {
+        if current.is_some() {
+            return current;
+        }
+        let source = self.feed.as_ref()?;
+        let symbols: Vec<String> = self.symbols.iter().map(|s| s.venue_symbol.clone()).collect();
+        match source.open(&symbols).await {
+            Ok(parts) => {
+                tracing::info!(account = self.account, "live updates connected");
+                Some(parts)
+            }
+            Err(e) => {
+                tracing::warn!(account = self.account, error = %e, "live updates unavailable; reconciling on the timer");
+                self.set_error(Some(format!("live updates unavailable: {e}")));
+                None
+            }
+        }
+    }
+
+    async fn on_feed(&self, event: FeedEvent, feed: &mut Option<FeedParts>) {
+        match event {
+            FeedEvent::Quote { symbol, bid, bid_size, ask, ask_size } => {
+                self.quote(&symbol, bid, bid_size, ask, ask_size)
+            }
+            FeedEvent::AccountChanged => {
+                // A burst of changes (new, trade, balance) costs one pass.
+                tokio::time::sleep(CHANGE_SETTLE).await;
+                if let Some((_, events)) = feed.as_mut() {
+                    while let Ok(more) = events.try_recv() {
+                        if let FeedEvent::Quote { symbol, bid, bid_size, ask, ask_size } = more {
+                            self.quote(&symbol, bid, bid_size, ask, ask_size);
+                        }
+                    }
+                }
+                self.pass_logged("stream").await;
+            }
+            FeedEvent::Reconnected => self.pass_logged("reconnect").await,
+            FeedEvent::Stopped(why) => {
+                tracing::error!(account = self.account, reason = %why, "live updates stopped");
+                self.set_error(Some(format!("live updates stopped: {why}")));
+                *feed = None;
+            }
+        }
+    }
+
+    fn quote(&self, symbol: &str, bid: model::Price, bid_size: Quantity, ask: model::Price, ask_size: Quantity) {
+        let Some(s) = self.symbols.iter().find(|s| s.venue_symbol == symbol) else { return };
+        if bid > ask || !bid.is_positive() {
+            return;
+        }
+        let quote = model::Quote { instrument: s.instrument.id, ts: self.now(), bid, bid_size, ask, ask_size };
+        self.handle.quote(quote);
     }
 
     fn now(&self) -> Timestamp {
@@ -726,6 +884,14 @@ impl VenueTask {
             .detail(serde_json::json!({ "venue": true, "reason": reason, "differences": texts }));
         self.store.record_audit(&audit).await.map_err(|e| e.to_string())?;
         Ok(())
+    }
+}
+
+/// The next feed event, or never when there is no feed.
+async fn next_event(feed: &mut Option<FeedParts>) -> Option<FeedEvent> {
+    match feed {
+        Some((_, events)) => events.recv().await,
+        None => std::future::pending().await,
     }
 }
 

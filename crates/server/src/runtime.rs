@@ -257,7 +257,13 @@ impl Runtime {
             live_symbols.push(crate::live::LiveSymbol { instrument, venue_symbol: f.venue_symbol });
         }
         let live_row = self.store.live_account(id).await?.ok_or(LiveOpenError::Account(AccountError::Stopped))?;
-        let (handle, task) = self.start_live(live_row, base_currency, Ok(venue)).await?;
+        let feed = crate::live::FeedSource {
+            secret,
+            environment: row.environment.clone(),
+            venue_account: new.venue_account.trim().to_string(),
+            config: self.options.live.venues.clone(),
+        };
+        let (handle, task) = self.start_live(live_row, base_currency, Ok(venue), Some(feed)).await?;
         for symbol in &live_symbols {
             handle.command(Command::AddInstrument { instrument: symbol.instrument.clone() }).await?;
         }
@@ -279,10 +285,13 @@ impl Runtime {
         row: store::live_accounts::LiveAccountRow,
         currency: Currency,
     ) -> Result<AccountHandle, AccountError> {
-        let venue = self.live_venue(&row).await;
+        let (venue, feed) = match self.live_venue(&row).await {
+            Ok((venue, feed)) => (Ok(venue), Some(feed)),
+            Err(why) => (Err(why), None),
+        };
         let symbols = row.symbols.clone();
         let id = row.account_id;
-        let (handle, task) = self.start_live(row, currency, venue).await?;
+        let (handle, task) = self.start_live(row, currency, venue, feed).await?;
         let books = handle.read_live(|s| s.books.iter().map(|b| b.instrument.clone()).collect::<Vec<_>>()).await?;
         let mut live_symbols = Vec::with_capacity(symbols.len());
         for (i, (_, venue_symbol)) in symbols.into_iter().enumerate() {
@@ -299,7 +308,7 @@ impl Runtime {
     async fn live_venue(
         &self,
         row: &store::live_accounts::LiveAccountRow,
-    ) -> Result<Arc<dyn venues::live::LiveVenue>, String> {
+    ) -> Result<(Arc<dyn venues::live::LiveVenue>, crate::live::FeedSource), String> {
         let key = self.options.live.credentials_key.as_ref().ok_or("the server has no trading.credentials_key")?;
         let owner = row.owner.ok_or("the account has no owner")?;
         let credential = self
@@ -309,7 +318,14 @@ impl Runtime {
             .map_err(|e| e.to_string())?
             .ok_or("its credential was removed")?;
         let secret = crate::venue_credentials::open(key, &credential).map_err(|e| e.to_string())?;
-        crate::live::connect(&secret, &row.environment, &row.venue_account, &self.options.live.venues)
+        let venue = crate::live::connect(&secret, &row.environment, &row.venue_account, &self.options.live.venues)?;
+        let feed = crate::live::FeedSource {
+            secret,
+            environment: row.environment.clone(),
+            venue_account: row.venue_account.clone(),
+            config: self.options.live.venues.clone(),
+        };
+        Ok((venue, feed))
     }
 
     /// Starts a live account's actor; its venue task starts with
@@ -319,6 +335,7 @@ impl Runtime {
         row: store::live_accounts::LiveAccountRow,
         currency: Currency,
         venue: Result<Arc<dyn venues::live::LiveVenue>, String>,
+        feed: Option<crate::live::FeedSource>,
     ) -> Result<(AccountHandle, PendingVenueTask), AccountError> {
         let id = row.account_id;
         let gate = Arc::new(crate::live::LiveGate::refusing(crate::live::refusal(
@@ -360,6 +377,7 @@ impl Runtime {
             settle_delay: std::time::Duration::from_millis(self.options.live.venues.settle_delay_ms),
             reconcile_every,
             status,
+            feed,
         };
         Ok((handle, PendingVenueTask { task, queue: job_queue }))
     }

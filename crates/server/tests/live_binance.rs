@@ -18,17 +18,56 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use store::testing::TestDatabase;
 use venue_fakes::binance::{FakeBinance, FakeKey, FaultAction};
+use venue_fakes::binance_ws::{FakeKey as WsKey, FakeMarketStreams, FakeWsApi};
+
+/// The venue: REST, the WebSocket API (user data) and the market streams.
+struct Binance {
+    rest: FakeBinance,
+    ws: FakeWsApi,
+    market: FakeMarketStreams,
+}
+
+impl Binance {
+    async fn start() -> Self {
+        Self {
+            rest: FakeBinance::start(vec![(API_KEY.to_string(), FakeKey::Hmac(API_SECRET.to_string()))]).await,
+            ws: FakeWsApi::start(vec![(API_KEY.to_string(), WsKey::Hmac(API_SECRET.to_string()))]).await,
+            market: FakeMarketStreams::start().await,
+        }
+    }
+
+    /// Tells the user data stream an order changed (what Binance pushes).
+    fn push_execution(&self, client_order_id: &str, status: &str) {
+        self.ws.push_event(json!({
+            "e": "executionReport", "E": 1_700_000_000_123_i64, "s": "BTCUSDT", "c": client_order_id, "S": "SELL",
+            "o": "LIMIT", "f": "GTC", "q": "0.01000000", "p": "60000.00000000", "P": "0.00000000",
+            "F": "0.00000000", "g": -1, "C": "", "x": "TRADE", "X": status, "r": "NONE", "i": 1, "l": "0.01000000",
+            "z": "0.01000000", "L": "60000.00000000", "n": "0.6", "N": "USDT", "T": 1_700_000_000_120_i64,
+            "t": 1, "I": 1, "w": false, "m": true, "M": true, "O": 1_700_000_000_000_i64, "Z": "600.00000000",
+            "Y": "600.00000000", "Q": "0.00000000", "W": 1_700_000_000_001_i64, "V": "EXPIRE_MAKER"
+        }));
+    }
+
+    fn book_ticker(&self, bid: &str, ask: &str) {
+        self.market.publish(
+            "btcusdt@bookTicker",
+            json!({"u": 400_900_217, "s": "BTCUSDT", "b": bid, "B": "31.21", "a": ask, "A": "40.66"}),
+        );
+    }
+}
 
 const KEY: &str = "8f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8";
 const API_KEY: &str = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A";
 const API_SECRET: &str = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
 
-async fn start(db: &TestDatabase, fake: &FakeBinance) -> Server {
+async fn start(db: &TestDatabase, venue: &Binance) -> Server {
     common::start_with(
         db,
         &[
             ("TRADECORE_TRADING__CREDENTIALS_KEY", KEY),
-            ("TRADECORE_VENUES__BINANCE_REST_URL", &fake.url),
+            ("TRADECORE_VENUES__BINANCE_REST_URL", &venue.rest.url),
+            ("TRADECORE_VENUES__BINANCE_WS_API_URL", &venue.ws.url),
+            ("TRADECORE_VENUES__BINANCE_STREAM_URL", &venue.market.url),
             // Short, so the tests of unknown outcomes are quick.
             ("TRADECORE_VENUES__SETTLE_DELAY_MS", "200"),
             // Reconciliations happen when the tests ask (and on start).
@@ -107,8 +146,8 @@ async fn reconcile(user: &User, account: i64) -> Value {
     summary
 }
 
-async fn link_and_open(db: &TestDatabase, fake: &FakeBinance) -> (Server, User, i64) {
-    let server = start(db, fake).await;
+async fn link_and_open(db: &TestDatabase, venue: &Binance) -> (Server, User, i64) {
+    let server = start(db, venue).await;
     let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
     let (status, credential) = admin
         .post(
@@ -148,8 +187,9 @@ async fn link_and_open(db: &TestDatabase, fake: &FakeBinance) -> (Server, User, 
 
 async fn trades_by_hand_and_reconciles(backend: &str) {
     let db = TestDatabase::create(backend, "live_binance").await;
-    let fake = FakeBinance::start(vec![(API_KEY.to_string(), FakeKey::Hmac(API_SECRET.to_string()))]).await;
-    let (server, admin, account) = link_and_open(&db, &fake).await;
+    let binance = Binance::start().await;
+    let fake = &binance.rest;
+    let (server, admin, account) = link_and_open(&db, &binance).await;
 
     // Balances and positions as the venue has them: the 1 BTC held before
     // linking is the venue's, not a position tradecore opened.
@@ -221,7 +261,7 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     server.stop().await;
     fake.fill_resting("sell-1");
     for _ in 0..2 {
-        let server = start(&db, &fake).await;
+        let server = start(&db, &binance).await;
         let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
         let venue = reconciled(&admin, account).await;
         assert_eq!(venue["differences"], json!([]), "{venue}");
@@ -231,7 +271,7 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
         server.stop().await;
     }
 
-    let server = start(&db, &fake).await;
+    let server = start(&db, &binance).await;
     let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
     reconciled(&admin, account).await;
 
@@ -252,8 +292,43 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     wait_status(&admin, account, order["id"].as_i64().unwrap(), "rejected").await;
     assert_eq!(fake.orders().iter().filter(|o| o.client_order_id == "unknown-2").count(), 0);
     assert_eq!(fake.count(&Method::POST, "/api/v3/order"), 6, "six orders, each sent once, none resent");
+    assert!(!binance.ws.subscriptions().is_empty(), "the user data stream was subscribed");
     let summary = reconcile(&admin, account).await;
     assert_eq!(summary["differences"], json!([]), "{summary}");
+
+    // Live updates: a resting sell fills at the venue and Binance pushes
+    // the execution; the account follows without being asked to reconcile.
+    let (status, sell) = submit(&admin, account, limit("sell-2", "sell", "0.01", "60000")).await;
+    assert_eq!(status, StatusCode::CREATED, "{sell}");
+    let sell = sell["id"].as_i64().unwrap();
+    wait_status(&admin, account, sell, "accepted").await;
+    fake.fill_resting("sell-2");
+    binance.push_execution("sell-2", "FILLED");
+    wait_status(&admin, account, sell, "filled").await;
+    assert_eq!(position(&admin, account).await, "0");
+
+    // Book tickers mark the account, which gives market orders a reference
+    // price (without one the risk checks refuse them).
+    binance.book_ticker("49990.00", "50010.00");
+    let mut marked = false;
+    for _ in 0..100 {
+        let (_, view) = admin.get(&format!("/api/v1/accounts/{account}")).await;
+        if view.to_string().contains("50000") {
+            marked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(marked, "the book ticker never marked the account");
+    let (status, order) = submit(
+        &admin,
+        account,
+        json!({"client_order_id": "mkt-1", "symbol": "BTCUSDT", "side": "buy", "type": "market", "quantity": "0.01"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    wait_status(&admin, account, order["id"].as_i64().unwrap(), "filled").await;
+    assert_eq!(position(&admin, account).await, "0.01");
 
     // BTC arrives at the venue from elsewhere: nothing explains it, so the
     // account becomes close-only and says why.

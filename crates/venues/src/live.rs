@@ -28,6 +28,7 @@ use crate::binance::BinanceError;
 use crate::tastytrade::TastyError;
 
 mod binance;
+pub mod feed;
 mod tastytrade;
 
 pub use binance::BinanceVenue;
