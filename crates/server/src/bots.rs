@@ -115,10 +115,7 @@ pub fn prepare(runtime: &Runtime, bot: &BotRow) -> Result<Prepared, BotError> {
     let sizing: Sizing = bot.sizing.parse().map_err(BotError::Invalid)?;
     let interval: Interval = bot.interval.parse().map_err(|e| BotError::Invalid(format!("{e}")))?;
     let instrument = runtime
-        .instruments()
-        .iter()
-        .find(|i| i.id == bot.instrument)
-        .cloned()
+        .instrument(bot.instrument)
         .ok_or_else(|| BotError::Invalid(format!("instrument {} is not traded here", bot.instrument.0)))?;
     Ok(Prepared { strategy, sizing, interval, instrument })
 }

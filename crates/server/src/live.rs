@@ -36,6 +36,7 @@ use model::{
     RejectReason, Timestamp,
 };
 use serde::Serialize;
+use sim::candles::{Candle, CandleAggregator};
 use store::auth::AuditEntry;
 use store::live_accounts::LiveAccountRow;
 use store::{AccountId, Store};
@@ -404,6 +405,19 @@ pub struct VenueTask {
     pub status: Arc<Mutex<VenueStatus>>,
     /// Opens the live updates; `None` when the venue could not be set up.
     pub feed: Option<FeedSource>,
+    pub market: LiveMarket,
+    /// Candles of each symbol, built from the venue's quotes (what bots and
+    /// charts read).
+    pub aggregators: Mutex<Vec<CandleAggregator>>,
+}
+
+/// Where a live account's market data goes besides its own marks: the
+/// latest quotes (bots size orders with them) and closed candles (bots
+/// act on them; they are stored like the paper market's).
+#[derive(Debug, Clone)]
+pub struct LiveMarket {
+    pub latest: Arc<RwLock<HashMap<InstrumentId, model::Quote>>>,
+    pub candles: tokio::sync::broadcast::Sender<Candle>,
 }
 
 /// How long to wait for more account changes before reconciling a burst once.
@@ -419,6 +433,8 @@ impl VenueTask {
         let mut feed_retry = tokio::time::interval(FEED_RETRY);
         feed_retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let every = self.reconcile_every.unwrap_or(Duration::from_secs(86_400 * 365));
+        let mut candle_clock = tokio::time::interval(Duration::from_secs(1));
+        candle_clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut timer = tokio::time::interval(every);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         timer.tick().await;
@@ -456,6 +472,7 @@ impl VenueTask {
                     }
                 },
                 _ = timer.tick(), if self.reconcile_every.is_some() => self.pass_logged("timer").await,
+                _ = candle_clock.tick() => self.flush_candles().await,
                 _ = feed_retry.tick(), if feed.is_none() && self.feed.is_some() => {
                     feed = self.open_feed(None).await;
                     if feed.is_some() {
@@ -489,7 +506,7 @@ impl VenueTask {
     async fn on_feed(&self, event: FeedEvent, feed: &mut Option<FeedParts>) {
         match event {
             FeedEvent::Quote { symbol, bid, bid_size, ask, ask_size } => {
-                self.quote(&symbol, bid, bid_size, ask, ask_size)
+                self.quote(&symbol, bid, bid_size, ask, ask_size).await;
             }
             FeedEvent::AccountChanged => {
                 // A burst of changes (new, trade, balance) costs one pass.
@@ -497,7 +514,7 @@ impl VenueTask {
                 if let Some((_, events)) = feed.as_mut() {
                     while let Ok(more) = events.try_recv() {
                         if let FeedEvent::Quote { symbol, bid, bid_size, ask, ask_size } = more {
-                            self.quote(&symbol, bid, bid_size, ask, ask_size);
+                            self.quote(&symbol, bid, bid_size, ask, ask_size).await;
                         }
                     }
                 }
@@ -512,13 +529,51 @@ impl VenueTask {
         }
     }
 
-    fn quote(&self, symbol: &str, bid: model::Price, bid_size: Quantity, ask: model::Price, ask_size: Quantity) {
+    async fn quote(&self, symbol: &str, bid: model::Price, bid_size: Quantity, ask: model::Price, ask_size: Quantity) {
         let Some(s) = self.symbols.iter().find(|s| s.venue_symbol == symbol) else { return };
         if bid > ask || !bid.is_positive() {
             return;
         }
         let quote = model::Quote { instrument: s.instrument.id, ts: self.now(), bid, bid_size, ask, ask_size };
         self.handle.quote(quote);
+        if let Ok(mut latest) = self.market.latest.write() {
+            latest.insert(quote.instrument, quote);
+        }
+        let mut closed = Vec::new();
+        {
+            let mut aggregators = self.aggregators.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(agg) = aggregators.iter_mut().find(|a| a.instrument() == quote.instrument) {
+                agg.on_mid(quote.ts, quote.mid(), &mut closed);
+            }
+        }
+        self.publish_candles(closed).await;
+    }
+
+    /// Closes the candles whose time is up, quotes or not.
+    async fn flush_candles(&self) {
+        let now = self.now();
+        let mut closed = Vec::new();
+        for agg in self.aggregators.lock().unwrap_or_else(PoisonError::into_inner).iter_mut() {
+            agg.flush(now, &mut closed);
+        }
+        self.publish_candles(closed).await;
+    }
+
+    /// Stores closed candles, then announces them (as the paper market
+    /// does, so what a bot acted on is there when it restarts).
+    async fn publish_candles(&self, closed: Vec<Candle>) {
+        if closed.is_empty() {
+            return;
+        }
+        let records: Vec<store::CandleRecord> = closed.iter().map(crate::feed::record).collect();
+        match self.store.save_candles(&records).await {
+            Ok(()) => {
+                for candle in closed {
+                    let _ = self.market.candles.send(candle);
+                }
+            }
+            Err(e) => tracing::warn!(account = self.account, error = %e, "candles not saved"),
+        }
     }
 
     fn now(&self) -> Timestamp {

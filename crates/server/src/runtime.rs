@@ -107,7 +107,9 @@ pub struct Runtime {
     candles: broadcast::Sender<Candle>,
     bot_updates: broadcast::Sender<Arc<BotUpdate>>,
     updates: accounts::Updates,
-    latest: std::sync::RwLock<HashMap<model::InstrumentId, Quote>>,
+    latest: Arc<std::sync::RwLock<HashMap<model::InstrumentId, Quote>>>,
+    /// The instruments of live accounts (each account has its own ids).
+    live_instruments: std::sync::RwLock<HashMap<model::InstrumentId, Instrument>>,
     /// The global kill switch, applied to every account (and to new ones).
     global_state: RwLock<engine::TradingState>,
     /// The same, for WebSocket subscribers (the `trading` channel).
@@ -142,7 +144,8 @@ impl Runtime {
             candles,
             bot_updates,
             updates,
-            latest: std::sync::RwLock::new(HashMap::new()),
+            latest: Arc::new(std::sync::RwLock::new(HashMap::new())),
+            live_instruments: std::sync::RwLock::new(HashMap::new()),
             global_state: RwLock::new(engine::TradingState::Active),
             global_watch: watch::channel(engine::TradingState::Active).0,
             started: Instant::now(),
@@ -275,8 +278,26 @@ impl Runtime {
         self.accounts.write().await.insert(id, handle.clone());
         drop(global_guard);
         // The first reconciliation brings the venue's cash in.
+        self.register_live_instruments(&live_symbols);
         task.start(live_symbols);
         Ok(handle)
+    }
+
+    fn register_live_instruments(&self, symbols: &[crate::live::LiveSymbol]) {
+        if let Ok(mut known) = self.live_instruments.write() {
+            for s in symbols {
+                known.insert(s.instrument.id, s.instrument.clone());
+            }
+        }
+    }
+
+    /// An instrument by id: the paper market's or a live account's.
+    #[must_use]
+    pub fn instrument(&self, id: model::InstrumentId) -> Option<Instrument> {
+        if let Some(i) = self.options.instruments.iter().find(|i| i.id == id) {
+            return Some(i.clone());
+        }
+        self.live_instruments.read().ok().and_then(|known| known.get(&id).cloned())
     }
 
     /// Starts a live account found in the store.
@@ -300,6 +321,7 @@ impl Runtime {
                 live_symbols.push(crate::live::LiveSymbol { instrument: instrument.clone(), venue_symbol });
             }
         }
+        self.register_live_instruments(&live_symbols);
         task.start(live_symbols);
         Ok(handle)
     }
@@ -378,6 +400,8 @@ impl Runtime {
             reconcile_every,
             status,
             feed,
+            market: crate::live::LiveMarket { latest: Arc::clone(&self.latest), candles: self.candles.clone() },
+            aggregators: std::sync::Mutex::new(Vec::new()),
         };
         Ok((handle, PendingVenueTask { task, queue: job_queue }))
     }
@@ -661,6 +685,12 @@ pub(crate) struct PendingVenueTask {
 
 impl PendingVenueTask {
     fn start(mut self, symbols: Vec<crate::live::LiveSymbol>) {
+        self.task.aggregators = std::sync::Mutex::new(
+            symbols
+                .iter()
+                .map(|s| sim::candles::CandleAggregator::new(s.instrument.id, &sim::candles::Interval::ALL))
+                .collect(),
+        );
         self.task.symbols = symbols;
         tokio::spawn(self.task.run(self.queue));
     }

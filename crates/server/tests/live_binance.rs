@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use axum::http::Method;
 use common::{ADMIN_PASSWORD, Server, User};
-use model::Money;
+use model::{Money, Price, Quantity};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use sim::candles::{Candle, Interval};
 use store::testing::TestDatabase;
 use venue_fakes::binance::{FakeBinance, FakeKey, FaultAction};
 use venue_fakes::binance_ws::{FakeKey as WsKey, FakeMarketStreams, FakeWsApi};
@@ -144,6 +145,28 @@ async fn reconcile(user: &User, account: i64) -> Value {
     let (status, summary) = user.post(&format!("/api/v1/accounts/{account}/reconcile"), json!({})).await;
     assert_eq!(status, StatusCode::OK, "{summary}");
     summary
+}
+
+/// Stores and announces yesterday's daily candle of the account's BTCUSDT
+/// (what the candle builder does when a day ends), so a bot acts now.
+async fn close_daily_candle(server: &Server, account: i64, close: &str) {
+    let runtime = &server.started.state.runtime;
+    let instrument = server::live::instrument_id(account, 0).unwrap();
+    let today = Interval::D1.start_of(runtime.now());
+    let price = Price::parse(close).unwrap();
+    let candle = Candle {
+        instrument,
+        interval: Interval::D1,
+        start: today.plus_nanos(-Interval::D1.as_nanos()),
+        open: price,
+        high: price,
+        low: price,
+        close: price,
+        volume: Quantity::ZERO,
+        trades: 0,
+    };
+    runtime.store.save_candles(&[server::feed::record(&candle)]).await.unwrap();
+    runtime.publish_candle(candle);
 }
 
 async fn link_and_open(db: &TestDatabase, venue: &Binance) -> (Server, User, i64) {
@@ -329,6 +352,32 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     assert_eq!(status, StatusCode::CREATED, "{order}");
     wait_status(&admin, account, order["id"].as_i64().unwrap(), "filled").await;
     assert_eq!(position(&admin, account).await, "0.01");
+
+    // A bot on the live account: a daily DCA buying 100 USDT on every
+    // closed candle. Its order goes to the venue like a hand-placed one.
+    let (status, bot) = admin
+        .post(
+            "/api/v1/bots",
+            json!({"name": "dca", "account_id": account, "symbol": "BTCUSDT", "strategy": "dca",
+                   "params": {"every": 1, "amount": "100"}, "interval": "1d", "warmup_bars": 0, "start": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{bot}");
+    close_daily_candle(&server, account, "50000").await;
+    let mut bought = false;
+    for _ in 0..200 {
+        if fake.orders().iter().any(|o| o.client_order_id.starts_with("bot") && o.status == "FILLED") {
+            bought = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(bought, "the bot's order never reached the venue: {:?}", fake.orders());
+    let bot_id = bot["id"].as_i64().unwrap();
+    let (status, body) = admin.post(&format!("/api/v1/bots/{bot_id}/stop"), json!({})).await;
+    assert!(status.is_success(), "{body}");
+    let summary = reconcile(&admin, account).await;
+    assert_eq!(summary["differences"], json!([]), "{summary}");
 
     // BTC arrives at the venue from elsewhere: nothing explains it, so the
     // account becomes close-only and says why.

@@ -170,11 +170,12 @@ async fn create(
     owned(&state, &caller, body.account_id)
         .await
         .map_err(|_| ApiError::invalid("account_id", format!("you have no account {}", body.account_id)))?;
+    // The account's own symbols for a live account, the paper market's otherwise.
+    let instrument_id = super::trading::instrument_id(&state, body.account_id, &body.symbol).await?;
     let instrument = state
         .runtime
-        .instrument_by_symbol(&body.symbol)
-        .ok_or_else(|| ApiError::invalid("symbol", format!("unknown symbol '{}'", body.symbol)))?
-        .clone();
+        .instrument(instrument_id)
+        .ok_or_else(|| ApiError::invalid("symbol", format!("unknown symbol '{}'", body.symbol)))?;
     let info = engine::strategies::find(&body.strategy).map_err(|e| ApiError::invalid("strategy", e))?;
     let params: BTreeMap<String, String> = body.params.iter().map(|(k, v)| (k.clone(), v.as_text())).collect();
     let given: Vec<(String, String)> = params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -256,10 +257,10 @@ async fn fetch(
     caller.require_scope(Scope::Read)?;
     let row = owned_bot(&state, &caller, id).await?;
     let fills = bot_fills(&state, &row).await?;
-    let pnl = state.runtime.instruments().iter().find(|i| i.id == row.instrument).map(|instrument| {
+    let pnl = state.runtime.instrument(row.instrument).map(|instrument| {
         let fills: Vec<model::Fill> = fills.into_iter().map(|(_, f)| f).collect();
         let mark = state.runtime.latest_quote(instrument.id).map(|q| q.mid());
-        crate::bots::pnl(instrument, &fills, mark)
+        crate::bots::pnl(&instrument, &fills, mark)
     });
     let activity = state.bots.activity(row.id).await;
     Ok(Json(view(&state, row, activity, pnl)))
