@@ -69,9 +69,12 @@ pub enum LiveOpenError {
     KeyMissing,
     #[error("the credential cannot be read: {0}")]
     Unreadable(String),
-    /// The venue refused or could not be reached (wrong key, unknown symbol).
+    /// The venue refused the credential or account, or could not be reached.
     #[error("{0}")]
     Venue(String),
+    /// The venue does not list a symbol (or it cannot be traded here).
+    #[error("{0}")]
+    Symbols(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -224,14 +227,16 @@ impl Runtime {
             .enumerate()
             .map(|(i, s)| (model::InstrumentId(u32::try_from(i).unwrap_or(u32::MAX)), s.clone()))
             .collect();
-        let found = venue.instruments(&wanted).await.map_err(|e| LiveOpenError::Venue(crate::live::describe(&e)))?;
+        // The credential and account first, so a bad one is not blamed on a symbol.
+        venue.balances().await.map_err(|e| LiveOpenError::Venue(crate::live::describe(&e)))?;
+        let found = venue.instruments(&wanted).await.map_err(|e| LiveOpenError::Symbols(crate::live::describe(&e)))?;
         let venue_symbols: Vec<String> = found.iter().map(|f| f.venue_symbol.clone()).collect();
         let positions =
             venue.positions(&venue_symbols).await.map_err(|e| LiveOpenError::Venue(crate::live::describe(&e)))?;
         let base_currency = found
             .first()
             .map(|f| f.instrument.quote_currency)
-            .ok_or_else(|| LiveOpenError::Venue("no symbols: name at least one the account trades".to_string()))?;
+            .ok_or_else(|| LiveOpenError::Symbols("no symbols: name at least one the account trades".to_string()))?;
         let symbols: Vec<(String, String)> =
             found.iter().map(|f| (f.instrument.symbol.clone(), f.venue_symbol.clone())).collect();
         let now = (self.options.clock)();

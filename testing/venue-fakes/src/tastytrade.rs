@@ -24,7 +24,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
-use model::{Money, Price, Quantity, notional};
+use model::{Money, Price, Quantity, Timestamp, notional};
 use serde_json::{Value, json};
 
 pub const ACCOUNT: &str = "5WT00001";
@@ -79,6 +79,9 @@ pub struct FakeFill {
     pub id: u64,
     pub quantity: Quantity,
     pub price: Price,
+    /// Its `filled-at`; `None` is the fixed 2026-06-09T15:30:00Z that
+    /// [`FakeTasty::fill`] stamps (see [`FakeTasty::fill_now`]).
+    pub at: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug)]
@@ -284,8 +287,39 @@ impl FakeTasty {
         st.orders.iter_mut().find(|o| o.id == id).unwrap().old = true;
     }
 
-    /// Fills the whole order at `price`, updating positions and cash.
+    /// Fills the whole order at `price`, updating positions and cash. The
+    /// fill is stamped 2026-06-09T15:30:00Z (see [`FakeTasty::fill_now`]).
     pub fn fill(&self, id: u64, price: &str) {
+        self.fill_stamped(id, price, None);
+    }
+
+    /// Like [`FakeTasty::fill`], stamped with the wall clock as TastyTrade
+    /// stamps a real fill (for clients that read fills since a time).
+    pub fn fill_now(&self, id: u64, price: &str) {
+        self.fill_stamped(id, price, Some(wall_clock()));
+    }
+
+    /// Cancels a working order at the venue, as its owner would in
+    /// TastyTrade's own platform (no API request). Panics when the order is
+    /// not working.
+    pub fn cancel_at_venue(&self, id: u64) {
+        let mut st = self.state();
+        let o = st.orders.iter_mut().find(|o| o.id == id).unwrap();
+        assert!(working(&o.status), "order {id} is {}, not working", o.status);
+        o.status = "Cancelled".into();
+    }
+
+    /// The newest order carrying this `external-identifier`.
+    pub fn order_with_external_id(&self, ext: &str) -> Option<FakeOrder> {
+        self.state()
+            .orders
+            .iter()
+            .filter(|o| o.external_identifier.as_deref() == Some(ext))
+            .max_by_key(|o| o.id)
+            .cloned()
+    }
+
+    fn fill_stamped(&self, id: u64, price: &str, at: Option<Timestamp>) {
         let price = p(price);
         let mut st = self.state();
         let mut fill_id = st.next_fill_id;
@@ -294,7 +328,7 @@ impl FakeTasty {
         let mut new_legs = Vec::new();
         for mut leg in legs {
             let qty = leg.remaining;
-            leg.fills.push(FakeFill { id: fill_id, quantity: qty, price });
+            leg.fills.push(FakeFill { id: fill_id, quantity: qty, price, at });
             fill_id += 1;
             leg.remaining = Quantity::ZERO;
             let mult = if leg.instrument_type == "Equity Option" { 100 } else { 1 };
@@ -327,6 +361,22 @@ impl FakeTasty {
         o.legs = new_legs;
         o.status = "Filled".into();
     }
+}
+
+fn working(status: &str) -> bool {
+    matches!(status, "Received" | "Routed" | "In Flight" | "Live" | "Contingent")
+}
+
+/// Now, from the system clock.
+fn wall_clock() -> Timestamp {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    Timestamp::from_nanos(i64::try_from(since.as_nanos()).unwrap())
+}
+
+/// A time as TastyTrade writes it: `2026-06-09T15:30:00.000+00:00`.
+fn tasty_time(t: Timestamp) -> String {
+    let (y, mo, d, h, mi, s, ns) = t.to_parts();
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}+00:00", ns / 1_000_000)
 }
 
 fn underlying_of(st: &FakeState, symbol: &str) -> String {
@@ -627,7 +677,8 @@ fn order_json(o: &FakeOrder) -> Value {
                 .map(|f| {
                     json!({"fill-id": format!("f{}", f.id), "ext-exec-id": format!("x{}", f.id),
                         "quantity": f.quantity.to_string(), "fill-price": f.price.to_string(),
-                        "filled-at": "2026-06-09T15:30:00.000+00:00", "destination-venue": "FAKE"})
+                        "filled-at": f.at.map_or_else(|| "2026-06-09T15:30:00.000+00:00".to_string(), tasty_time),
+                        "destination-venue": "FAKE"})
                 })
                 .collect();
             json!({"instrument-type": l.instrument_type, "symbol": l.symbol, "quantity": qty_json(l.quantity),

@@ -299,9 +299,10 @@ async fn create_live_account(
             ));
         }
         Err(LiveOpenError::Unreadable(why)) => return Err(ApiError::invalid("venue_credential_id", why)),
+        Err(LiveOpenError::Symbols(why)) => return Err(ApiError::invalid("symbols", format!("{}: {why}", row.venue))),
         Err(LiveOpenError::Venue(why)) => {
-            let field =
-                if why.contains("symbol") || why.contains("Symbol") { "symbols" } else { "venue_credential_id" };
+            // TastyTrade logins hold several accounts: the number is the likelier culprit.
+            let field = if row.venue == "tastytrade" { "venue_account" } else { "venue_credential_id" };
             return Err(ApiError::invalid(field, format!("{}: {why}", row.venue)));
         }
         Err(e) => return Err(ApiError::internal(&e)),
