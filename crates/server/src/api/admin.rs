@@ -47,7 +47,8 @@ struct AdminAccount {
     id: AccountId,
     name: String,
     base_currency: String,
-    venue: &'static str,
+    /// `paper`, `binance` or `tastytrade`.
+    venue: String,
     /// `null` for accounts created without an owner (tools, tests).
     owner: Option<Owner>,
     /// Its own kill switch; `null` when it is not running on this server.
@@ -86,7 +87,7 @@ async fn accounts(State(state): State<AppState>, caller: Caller) -> Result<Json<
             id: row.id,
             name: row.name,
             base_currency: row.base_currency.to_string(),
-            venue: "paper",
+            venue: state.runtime.live_account(row.id).await.map_or_else(|| "paper".to_string(), |l| l.row.venue),
             owner,
             trading_state,
             created: row.created,

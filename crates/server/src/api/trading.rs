@@ -364,7 +364,8 @@ struct Summary {
     free_cash: Vec<(String, Money)>,
     /// Profit and loss per currency the account holds or trades in.
     pnl_by_currency: Vec<CurrencyPnl>,
-    venue: &'static str,
+    /// `paper`, `binance` or `tastytrade`.
+    venue: String,
 }
 
 /// P&L in one currency, from the positions quoted in it.
@@ -402,7 +403,10 @@ async fn account_summary(
 ) -> Result<Json<Summary>, ApiError> {
     caller.require_scope(Scope::Read)?;
     let handle = owned(&state, &caller, account).await?;
-    let summary = handle.read_live(move |s| summary_of(account, s)).await.map_err(account_error)?;
+    let mut summary = handle.read_live(move |s| summary_of(account, s)).await.map_err(account_error)?;
+    if let Some(live) = state.runtime.live_account(account).await {
+        summary.venue = live.row.venue;
+    }
     Ok(Json(summary))
 }
 
@@ -435,7 +439,7 @@ fn summary_of(account: AccountId, s: &engine::AccountState) -> Summary {
         global_trading_state: s.global_state,
         free_cash: s.balances.keys().map(|c| (c.to_string(), s.free_cash(*c))).collect(),
         pnl_by_currency: pnl_by_currency(s),
-        venue: PAPER_VENUE,
+        venue: PAPER_VENUE.to_string(),
     }
 }
 
