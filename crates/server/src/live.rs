@@ -962,3 +962,74 @@ fn kind_of(d: &Difference) -> &'static str {
         Difference::Position { .. } => "position",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn btcusdt() -> Instrument {
+        let mut i = Instrument::simple(7, "BTCUSDT");
+        i.base_currency = Currency::parse("BTC").unwrap();
+        i.quote_currency = Currency::parse("USDT").unwrap();
+        i
+    }
+
+    fn fill(fee: &str, currency: &str) -> LiveFill {
+        LiveFill {
+            client_order_id: None,
+            venue_order_id: "1".into(),
+            symbol: "BTCUSDT".into(),
+            trade_id: 9,
+            quantity: Quantity::parse("0.01").unwrap(),
+            price: model::Price::parse("50000").unwrap(),
+            fee: Money::parse(fee).unwrap(),
+            fee_currency: Currency::parse(currency).unwrap(),
+            liquidity: None,
+            time: None,
+        }
+    }
+
+    #[test]
+    fn commissions_are_booked_in_the_quote_currency() {
+        let i = btcusdt();
+        assert_eq!(fee_of(&fill("0.6", "USDT"), &i), (Money::parse("0.6").unwrap(), None));
+        // In the base asset: its value at the fill price, and what it took
+        // from the position.
+        assert_eq!(
+            fee_of(&fill("0.00001", "BTC"), &i),
+            (Money::parse("0.5").unwrap(), Some(Quantity::parse("0.00001").unwrap()))
+        );
+        // A third asset (BNB) has no price here: booked as zero.
+        assert_eq!(fee_of(&fill("0.002", "BNB"), &i), (Money::ZERO, None));
+    }
+
+    #[test]
+    fn live_instrument_ids_are_apart_from_paper_ones_and_per_account() {
+        assert_eq!(instrument_id(1, 0).unwrap(), InstrumentId(1_000_000_100));
+        assert_eq!(instrument_id(1, 99).unwrap(), InstrumentId(1_000_000_199));
+        assert_eq!(instrument_id(2, 0).unwrap(), InstrumentId(1_000_000_200));
+        assert!(instrument_id(1, MAX_SYMBOLS).is_err());
+        assert!(instrument_id(40_000_000, 0).is_err(), "beyond u32: refused, never wrapped");
+    }
+
+    #[test]
+    fn a_live_account_trades_only_when_reachable_confirmed_and_allowed() {
+        let row = |confirmed: bool, environment: &str| LiveAccountRow {
+            account_id: 1,
+            owner: Some(1),
+            credential_id: 1,
+            venue: "binance".into(),
+            environment: environment.into(),
+            venue_account: String::new(),
+            symbols: vec![],
+            confirmed: confirmed.then(|| Timestamp::from_nanos(1)),
+            fills_since: Timestamp::from_nanos(0),
+            created: Timestamp::from_nanos(0),
+        };
+        assert!(refusal(&row(true, "testnet"), Ok(()), false).is_none());
+        assert!(refusal(&row(false, "testnet"), Ok(()), true).unwrap().contains("confirm live trading"));
+        assert!(refusal(&row(true, "production"), Ok(()), false).unwrap().contains("trading.live_enabled"));
+        assert!(refusal(&row(true, "production"), Ok(()), true).is_none());
+        assert!(refusal(&row(true, "testnet"), Err("its credential was removed"), true).unwrap().contains("removed"));
+    }
+}
