@@ -265,6 +265,16 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     assert_eq!(summary["reports"], 1, "{summary}");
     assert_eq!(order_status(&admin, account, resting).await, "cancelled");
 
+    // The scheduled reconcile job reconciles live accounts with their venues too.
+    let (status, resting) = submit(&admin, account, limit("rest-job", "buy", "0.01", "39000")).await;
+    assert_eq!(status, StatusCode::CREATED, "{resting}");
+    let resting = resting["id"].as_i64().unwrap();
+    wait_status(&admin, account, resting, "accepted").await;
+    fake.cancel_at_venue("rest-job");
+    let (status, job) = admin.post("/api/v1/admin/jobs", json!({"kind": "reconcile"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    wait_status(&admin, account, resting, "cancelled").await;
+
     // A cancel from here reaches the venue.
     let (status, resting) = submit(&admin, account, limit("rest-2", "buy", "0.01", "41000")).await;
     assert_eq!(status, StatusCode::CREATED, "{resting}");
@@ -314,7 +324,7 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     assert_eq!(status, StatusCode::CREATED, "{order}");
     wait_status(&admin, account, order["id"].as_i64().unwrap(), "rejected").await;
     assert_eq!(fake.orders().iter().filter(|o| o.client_order_id == "unknown-2").count(), 0);
-    assert_eq!(fake.count(&Method::POST, "/api/v3/order"), 6, "six orders, each sent once, none resent");
+    assert_eq!(fake.count(&Method::POST, "/api/v3/order"), 7, "seven orders, each sent once, none resent");
     assert!(!binance.ws.subscriptions().is_empty(), "the user data stream was subscribed");
     let summary = reconcile(&admin, account).await;
     assert_eq!(summary["differences"], json!([]), "{summary}");
