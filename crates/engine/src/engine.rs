@@ -123,6 +123,8 @@ pub enum EngineError {
     InvalidFillQuantity(Quantity),
     #[error("trade {trade_id} on order {order_id} was already applied")]
     DuplicateFill { order_id: OrderId, trade_id: u64 },
+    #[error("order {order_id}: no fill {trade_id} to charge an asset fee on, or it was charged already")]
+    AssetFeeWithoutFill { order_id: OrderId, trade_id: u64 },
     #[error("time went backwards: {now} is before the last input at {last}")]
     TimeWentBackwards { now: Timestamp, last: Timestamp },
     #[error("invalid risk limits: {0}")]
@@ -362,7 +364,8 @@ impl Engine {
             | ExecutionReport::Filled { order_id, .. }
             | ExecutionReport::Cancelled { order_id }
             | ExecutionReport::CancelRejected { order_id }
-            | ExecutionReport::Expired { order_id } => *order_id,
+            | ExecutionReport::Expired { order_id }
+            | ExecutionReport::AssetFee { order_id, .. } => *order_id,
         };
         let order = self.state.orders.get(&order_id).ok_or(EngineError::UnknownOrder(order_id))?;
         let check = |event: OrderEventKind, complete: bool| {
@@ -391,6 +394,21 @@ impl Engine {
             ExecutionReport::Expired { .. } => {
                 check(OrderEventKind::Expire, false)?;
                 EventKind::OrderExpired { order_id }
+            }
+            ExecutionReport::AssetFee { trade_id, quantity, .. } => {
+                if !quantity.is_positive() {
+                    return Err(EngineError::InvalidFillQuantity(*quantity));
+                }
+                let key = (order_id, *trade_id);
+                if !self.state.seen_trades.contains(&key) || self.state.asset_fees.contains(&key) {
+                    return Err(EngineError::AssetFeeWithoutFill { order_id, trade_id: *trade_id });
+                }
+                EventKind::AssetFeeCharged {
+                    order_id,
+                    instrument: order.instrument,
+                    trade_id: *trade_id,
+                    quantity: *quantity,
+                }
             }
             ExecutionReport::Filled { trade_id, quantity, price, fee, liquidity, .. } => {
                 if !quantity.is_positive() {

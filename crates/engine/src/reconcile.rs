@@ -52,6 +52,9 @@ pub struct VenueFill {
     /// In the account's currency for the instrument (the caller converts).
     pub fee: Money,
     pub liquidity: Liquidity,
+    /// What the venue kept of the traded asset as commission (zero unless
+    /// it charges in the base asset); reported after the fill.
+    pub asset_fee: Quantity,
 }
 
 /// What the venue reported, all read after the engine's state was taken.
@@ -167,6 +170,10 @@ pub fn reconcile(state: &AccountState, venue: &VenueSnapshot, now: Timestamp) ->
             liquidity: fill.liquidity,
         };
         apply(&mut trial, &mut out, report, &mut result);
+        if fill.asset_fee.is_positive() {
+            let fee = ExecutionReport::AssetFee { order_id, trade_id: fill.trade_id, quantity: fill.asset_fee };
+            apply(&mut trial, &mut out, fee, &mut result);
+        }
     }
 
     // Final states, against the engine's orders after those fills.
@@ -249,6 +256,7 @@ fn order_of(report: &ExecutionReport) -> OrderId {
         | ExecutionReport::Filled { order_id, .. }
         | ExecutionReport::Cancelled { order_id }
         | ExecutionReport::CancelRejected { order_id }
-        | ExecutionReport::Expired { order_id } => *order_id,
+        | ExecutionReport::Expired { order_id }
+        | ExecutionReport::AssetFee { order_id, .. } => *order_id,
     }
 }

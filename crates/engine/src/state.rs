@@ -59,6 +59,10 @@ pub struct AccountState {
     pub client_order_ids: HashMap<ClientOrderId, OrderId>,
     /// Venue trade ids already applied, so a re-sent fill is caught.
     pub seen_trades: HashSet<(OrderId, u64)>,
+    /// Fills whose commission the venue took in the traded asset (see
+    /// `EventKind::AssetFeeCharged`), so it is charged once.
+    #[serde(default)]
+    pub asset_fees: HashSet<(OrderId, u64)>,
     pub next_order_id: u64,
     pub limits: RiskLimits,
     pub account_state: TradingState,
@@ -85,6 +89,7 @@ impl AccountState {
             open_orders: std::collections::BTreeSet::new(),
             client_order_ids: HashMap::new(),
             seen_trades: HashSet::new(),
+            asset_fees: HashSet::new(),
             next_order_id: 1,
             limits: RiskLimits::default(),
             account_state: TradingState::Active,
@@ -239,6 +244,15 @@ impl AccountState {
                         mark: None,
                     });
                 }
+            }
+            EventKind::AssetFeeCharged { order_id, instrument, trade_id, quantity } => {
+                if let Some(book) = self.books.iter_mut().find(|b| b.instrument.id == *instrument) {
+                    book.position.quantity = book.position.quantity - *quantity;
+                    if book.position.quantity.is_zero() {
+                        book.position.cost_basis = Money::ZERO;
+                    }
+                }
+                self.asset_fees.insert((*order_id, *trade_id));
             }
             EventKind::CashAdjusted { currency, amount } => {
                 *self.balances.entry(*currency).or_default() += *amount;

@@ -121,6 +121,7 @@ fn venue_fill(id: &str, trade_id: u64, qty: &str) -> VenueFill {
         price: p("100"),
         fee: m("0.1"),
         liquidity: Liquidity::Maker,
+        asset_fee: Quantity::ZERO,
     }
 }
 
@@ -153,6 +154,45 @@ fn fills_missed_while_down_are_applied_exactly_once_and_survive_a_restart() {
     let restarted = Engine::replay(Currency::parse("USD").unwrap(), &a.events);
     assert_eq!(restarted.state().position(X), q("10"), "a restart neither doubles nor drops it");
     assert!(reconcile(restarted.state(), &venue, a.now()).is_clean());
+}
+
+#[test]
+fn a_commission_taken_in_the_traded_asset_shrinks_the_position_once() {
+    let mut a = Account::new();
+    let id = a.buy("b1", "10");
+    a.report(ExecutionReport::Accepted { order_id: id });
+    // The venue kept 0.01 of the 10 bought as its commission.
+    let fill = VenueFill { asset_fee: q("0.01"), ..venue_fill("b1", 1, "10") };
+    let venue = VenueSnapshot {
+        orders: vec![venue_order("b1", VenueOrderStatus::Filled, "10")],
+        fills: vec![fill],
+        positions: vec![(X, q("9.99"))],
+        ..VenueSnapshot::default()
+    };
+    let found = a.reconcile(&venue);
+    assert_eq!(found.differences, vec![], "the venue's 9.99 is explained");
+    assert_eq!(
+        found.reports.last(),
+        Some(&ExecutionReport::AssetFee { order_id: id, trade_id: 1, quantity: q("0.01") })
+    );
+    a.apply(&found.reports);
+    assert_eq!(a.order(id).filled_quantity, q("10"), "the order filled in full");
+    assert_eq!(a.engine.state().position(X), q("9.99"));
+    // The cost of the commission stays in the cost basis: 1000 for 9.99.
+    let book = a.engine.state().book(X).unwrap();
+    assert_eq!(book.position.cost_basis, m("1000"));
+
+    // Charged once: again, and after a restart, nothing to do.
+    assert!(a.reconcile(&venue).is_clean());
+    let restarted = Engine::replay(Currency::parse("USD").unwrap(), &a.events);
+    assert_eq!(restarted.state().position(X), q("9.99"));
+    assert!(reconcile(restarted.state(), &venue, a.now()).is_clean());
+    // A fee for a fill the engine never saw is refused.
+    let mut fresh = Account::new();
+    let other = fresh.buy("b2", "1");
+    let mut out = Output::default();
+    let stray = ExecutionReport::AssetFee { order_id: other, trade_id: 9, quantity: q("0.01") };
+    assert!(fresh.engine.process(&Input::Execution(stray), fresh.now(), &mut out).is_err());
 }
 
 #[test]

@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::account::{RiskLimits, SwitchScope, TradingState};
-use crate::instrument::{Currency, Instrument};
-use crate::num::Money;
+use crate::instrument::{Currency, Instrument, InstrumentId};
+use crate::num::{Money, Quantity};
 use crate::order::{Fill, Order, OrderId, RejectReason};
 use crate::time::Timestamp;
 
@@ -55,6 +55,15 @@ pub enum EventKind {
     OrderExpired {
         order_id: OrderId,
     },
+    /// The venue kept part of a fill, in the traded asset, as commission:
+    /// the position shrinks by `quantity`; its cost basis stays (the cost
+    /// of the commission is in the higher cost per unit).
+    AssetFeeCharged {
+        order_id: OrderId,
+        instrument: InstrumentId,
+        trade_id: u64,
+        quantity: Quantity,
+    },
     TradingStateChanged {
         scope: SwitchScope,
         state: TradingState,
@@ -98,6 +107,7 @@ impl EventKind {
             Self::OrderCancelRejected { .. } => "order_cancel_rejected",
             Self::OrderCancelled { .. } => "order_cancelled",
             Self::OrderExpired { .. } => "order_expired",
+            Self::AssetFeeCharged { .. } => "asset_fee_charged",
             Self::TradingStateChanged { .. } => "trading_state_changed",
             Self::RiskLimitsChanged { .. } => "risk_limits_changed",
             Self::DayStarted { .. } => "day_started",

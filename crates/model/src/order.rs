@@ -495,12 +495,39 @@ impl Order {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "report", rename_all = "snake_case")]
 pub enum ExecutionReport {
-    Accepted { order_id: OrderId },
-    Rejected { order_id: OrderId, reason: RejectReason },
-    Filled { order_id: OrderId, trade_id: u64, quantity: Quantity, price: Price, fee: Money, liquidity: Liquidity },
-    Cancelled { order_id: OrderId },
-    CancelRejected { order_id: OrderId },
-    Expired { order_id: OrderId },
+    Accepted {
+        order_id: OrderId,
+    },
+    Rejected {
+        order_id: OrderId,
+        reason: RejectReason,
+    },
+    Filled {
+        order_id: OrderId,
+        trade_id: u64,
+        quantity: Quantity,
+        price: Price,
+        fee: Money,
+        liquidity: Liquidity,
+    },
+    Cancelled {
+        order_id: OrderId,
+    },
+    CancelRejected {
+        order_id: OrderId,
+    },
+    Expired {
+        order_id: OrderId,
+    },
+    /// The venue kept `quantity` of the instrument's base asset from trade
+    /// `trade_id` as its commission (Binance charges spot buys in the base
+    /// asset): the position is that much smaller than the filled quantity.
+    /// Follows the fill it belongs to.
+    AssetFee {
+        order_id: OrderId,
+        trade_id: u64,
+        quantity: Quantity,
+    },
 }
 
 /// One OHLCV bar. `ts` is the bar's open time; the bar is complete at

@@ -157,6 +157,7 @@ impl OrderFold {
         // Only order states matter here: keep the rest from growing.
         self.scratch.client_order_ids.clear();
         self.scratch.seen_trades.clear();
+        self.scratch.asset_fees.clear();
         let id = id?;
         let order = self.scratch.orders.get(&id).cloned()?;
         if !order.status.is_open() {
@@ -851,6 +852,9 @@ impl Actor {
                 EventKind::CashAdjusted { .. } => balances = true,
                 EventKind::InstrumentAdded { instrument } => {
                     instruments.insert(instrument.id);
+                }
+                EventKind::AssetFeeCharged { instrument, .. } => {
+                    instruments.insert(*instrument);
                 }
                 _ => {}
             }

@@ -19,9 +19,10 @@
 //! raises an alert (log, metric, audit entry) and makes the account
 //! close-only until a person looks.
 //!
-//! Positions are compared after subtracting known reasons for a difference
-//! (`store::live_accounts`): what the venue held when the account was linked
-//! and commissions the venue took in the traded asset.
+//! Positions are compared after subtracting what the venue held when the
+//! account was linked (`store::live_accounts`). A commission the venue takes
+//! in the traded asset (Binance spot buys) shrinks the position itself
+//! (`ExecutionReport::AssetFee`), so it matches the venue's balance.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -372,8 +373,10 @@ fn money_as_quantity(m: Money) -> Option<Quantity> {
     i64::try_from(m.raw()).ok().map(Quantity::from_raw)
 }
 
-/// A venue fill's fee in the instrument's quote currency, and what it took
-/// from the position when charged in the traded asset itself.
+/// A venue fill's fee in the instrument's quote currency, or, when the venue
+/// charged it in the traded asset itself, what it took of that asset (the
+/// position is smaller by it; no fee in the quote currency then, or the
+/// commission would count twice).
 fn fee_of(fill: &LiveFill, instrument: &Instrument) -> (Money, Option<Quantity>) {
     if fill.fee_currency == instrument.quote_currency {
         return (fill.fee, None);
@@ -381,7 +384,7 @@ fn fee_of(fill: &LiveFill, instrument: &Instrument) -> (Money, Option<Quantity>)
     if fill.fee_currency == instrument.base_currency
         && let Some(taken) = money_as_quantity(fill.fee)
     {
-        return (model::notional(fill.price, taken, Quantity::ONE), Some(taken));
+        return (Money::ZERO, Some(taken));
     }
     tracing::warn!(
         trade = fill.trade_id,
@@ -633,9 +636,7 @@ impl VenueTask {
                     reports.push(ExecutionReport::Accepted { order_id: order.id });
                 }
                 for fill in &fills {
-                    if let Some(report) = self.fill_report(order.id, &symbol.instrument, fill).await {
-                        reports.push(report);
-                    }
+                    reports.extend(Self::fill_reports(order.id, &symbol.instrument, fill));
                 }
                 match status {
                     LiveStatus::Cancelled => reports.push(ExecutionReport::Cancelled { order_id: order.id }),
@@ -738,31 +739,22 @@ impl VenueTask {
             .unwrap_or(Quantity::ZERO)
     }
 
-    /// A fill as a report, recording first what a commission in the traded
-    /// asset took from the position (so a crash between the two leaves the
-    /// adjustment, and the fill comes again with the next reconciliation).
-    async fn fill_report(
-        &self,
-        order_id: OrderId,
-        instrument: &Instrument,
-        fill: &LiveFill,
-    ) -> Option<ExecutionReport> {
+    /// A fill as reports: the fill, then the part of the traded asset the
+    /// venue kept as commission, if any (applied in the same commit).
+    fn fill_reports(order_id: OrderId, instrument: &Instrument, fill: &LiveFill) -> Vec<ExecutionReport> {
         let (fee, taken) = fee_of(fill, instrument);
-        if let Some(taken) = taken {
-            let source = format!("fee:{}", fill.trade_id);
-            if let Err(e) = self.store.add_position_adjustment(self.account, instrument.id, &source, -taken).await {
-                tracing::error!(account = self.account, error = %e, "fee adjustment not saved; fill left for the next reconciliation");
-                return None;
-            }
-        }
-        Some(ExecutionReport::Filled {
+        let mut reports = vec![ExecutionReport::Filled {
             order_id,
             trade_id: fill.trade_id,
             quantity: fill.quantity,
             price: fill.price,
             fee,
             liquidity: fill.liquidity.unwrap_or(Liquidity::Taker),
-        })
+        }];
+        if let Some(quantity) = taken {
+            reports.push(ExecutionReport::AssetFee { order_id, trade_id: fill.trade_id, quantity });
+        }
+        reports
     }
 
     /// One reconciliation (see the module docs).
@@ -814,18 +806,15 @@ impl VenueTask {
             if state.seen_trades.contains(&(order_id, fill.trade_id)) {
                 continue;
             }
-            let Some(ExecutionReport::Filled { fee, liquidity, .. }) =
-                self.fill_report(order_id, &symbol.instrument, fill).await
-            else {
-                return Err("a fee adjustment could not be saved".to_string());
-            };
+            let (fee, taken) = fee_of(fill, &symbol.instrument);
             venue_snapshot.fills.push(VenueFill {
                 client_order_id,
                 trade_id: fill.trade_id,
                 quantity: fill.quantity,
                 price: fill.price,
                 fee,
-                liquidity,
+                liquidity: fill.liquidity.unwrap_or(Liquidity::Taker),
+                asset_fee: taken.unwrap_or(Quantity::ZERO),
             });
         }
         let adjustments = self.store.position_adjustments(self.account).await.map_err(|e| e.to_string())?;
@@ -993,12 +982,8 @@ mod tests {
     fn commissions_are_booked_in_the_quote_currency() {
         let i = btcusdt();
         assert_eq!(fee_of(&fill("0.6", "USDT"), &i), (Money::parse("0.6").unwrap(), None));
-        // In the base asset: its value at the fill price, and what it took
-        // from the position.
-        assert_eq!(
-            fee_of(&fill("0.00001", "BTC"), &i),
-            (Money::parse("0.5").unwrap(), Some(Quantity::parse("0.00001").unwrap()))
-        );
+        // In the base asset: taken from the position, not from cash.
+        assert_eq!(fee_of(&fill("0.00001", "BTC"), &i), (Money::ZERO, Some(Quantity::parse("0.00001").unwrap())));
         // A third asset (BNB) has no price here: booked as zero.
         assert_eq!(fee_of(&fill("0.002", "BNB"), &i), (Money::ZERO, None));
     }

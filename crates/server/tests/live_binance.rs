@@ -237,22 +237,24 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     assert_eq!(status, StatusCode::OK, "{confirmed}");
     assert_eq!(confirmed["live"]["trading"], true, "{confirmed}");
 
-    // A marketable buy fills at once; Binance takes the commission in BTC.
+    // A marketable buy fills at once; Binance keeps 0.1% of the BTC as its
+    // commission, so 0.00999 arrive: that is the position.
     let (status, order) = submit(&admin, account, limit("buy-1", "buy", "0.01", "50000")).await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
     wait_status(&admin, account, order["id"].as_i64().unwrap(), "filled").await;
-    assert_eq!(position(&admin, account).await, "0.01");
+    assert_eq!(position(&admin, account).await, "0.00999");
     let sent = fake.orders();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].client_order_id, "buy-1", "our client order id is Binance's newClientOrderId");
     let filled = fills(&admin, account).await;
     assert_eq!(filled.len(), 1);
-    assert_eq!(filled[0]["fee"], "0.5", "0.00001 BTC at 50000, in USDT: {filled:?}");
-    // The venue holds 1.00999 BTC: the link's 1, plus 0.01 bought, less
-    // the commission. Nothing unexplained; cash follows the venue's.
+    assert_eq!(filled[0]["fee"], "0", "the commission was BTC, not USDT: {filled:?}");
+    // The venue holds 1.00999 BTC: the link's 1 and the 0.00999 bought.
+    // Nothing unexplained, nothing to correct.
     let summary = reconcile(&admin, account).await;
     assert_eq!(summary["differences"], json!([]), "{summary}");
     assert_eq!(summary["reports"], 0, "{summary}");
+    assert_eq!(summary["cash_adjusted"], json!([]), "cash already matches: {summary}");
     assert_eq!(usdt(&admin, account).await, Money::from_int(9_500));
 
     // A resting order cancelled at the venue is reflected.
@@ -287,7 +289,7 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
 
     // A sell rests; it fills while the server is down. On start the fill
     // is applied once, and restarting again changes nothing.
-    let (status, sell) = submit(&admin, account, limit("sell-1", "sell", "0.01", "60000")).await;
+    let (status, sell) = submit(&admin, account, limit("sell-1", "sell", "0.00999", "60000")).await;
     assert_eq!(status, StatusCode::CREATED, "{sell}");
     let sell = sell["id"].as_i64().unwrap();
     wait_status(&admin, account, sell, "accepted").await;
@@ -315,7 +317,7 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     assert_eq!(status, StatusCode::CREATED, "{order}");
     wait_status(&admin, account, order["id"].as_i64().unwrap(), "filled").await;
     assert_eq!(fake.orders().iter().filter(|o| o.client_order_id == "unknown-1").count(), 1);
-    assert_eq!(position(&admin, account).await, "0.01");
+    assert_eq!(position(&admin, account).await, "0.00999");
 
     // It stalls and fails without taking the order: looked up, absent,
     // rejected; nothing reached the book.
@@ -331,7 +333,7 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
 
     // Live updates: a resting sell fills at the venue and Binance pushes
     // the execution; the account follows without being asked to reconcile.
-    let (status, sell) = submit(&admin, account, limit("sell-2", "sell", "0.01", "60000")).await;
+    let (status, sell) = submit(&admin, account, limit("sell-2", "sell", "0.00999", "60000")).await;
     assert_eq!(status, StatusCode::CREATED, "{sell}");
     let sell = sell["id"].as_i64().unwrap();
     wait_status(&admin, account, sell, "accepted").await;
@@ -361,7 +363,7 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
     wait_status(&admin, account, order["id"].as_i64().unwrap(), "filled").await;
-    assert_eq!(position(&admin, account).await, "0.01");
+    assert_eq!(position(&admin, account).await, "0.00999");
 
     // A bot on the live account: a daily DCA buying 100 USDT on every
     // closed candle. Its order goes to the venue like a hand-placed one.

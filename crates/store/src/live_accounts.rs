@@ -1,7 +1,10 @@
 //! Accounts that trade at a live venue: which credential and symbols they
 //! use, whether their owner confirmed live trading, where reconciliation
 //! resumes reading fills, and the known reasons the venue's position may
-//! differ from the engine's (see `migrations/*/0010_live_accounts.sql`).
+//! differ from the engine's (see `migrations/*/0010_live_accounts.sql`). The
+//! server writes only `link` adjustments (what the venue held before the
+//! account was linked): commissions taken in the traded asset are journaled
+//! on the account itself (`EventKind::AssetFeeCharged`).
 
 use model::{Currency, Quantity, Timestamp};
 use sqlx::Row;
