@@ -228,7 +228,7 @@ impl Runtime {
             .map(|(i, s)| (model::InstrumentId(u32::try_from(i).unwrap_or(u32::MAX)), s.clone()))
             .collect();
         // The credential and account first, so a bad one is not blamed on a symbol.
-        venue.balances().await.map_err(|e| LiveOpenError::Venue(crate::live::describe(&e)))?;
+        let balances = venue.balances().await.map_err(|e| LiveOpenError::Venue(crate::live::describe(&e)))?;
         let found = venue.instruments(&wanted).await.map_err(|e| LiveOpenError::Symbols(crate::live::describe(&e)))?;
         let venue_symbols: Vec<String> = found.iter().map(|f| f.venue_symbol.clone()).collect();
         let positions =
@@ -274,6 +274,16 @@ impl Runtime {
         let (handle, task) = self.start_live(live_row, base_currency, Ok(venue), Some(feed)).await?;
         for symbol in &live_symbols {
             handle.command(Command::AddInstrument { instrument: symbol.instrument.clone() }).await?;
+        }
+        // The venue's cash in the quote currencies, so it can trade at once
+        // (reconciliations keep it there).
+        let currencies: std::collections::BTreeSet<Currency> =
+            live_symbols.iter().map(|s| s.instrument.quote_currency).collect();
+        for currency in currencies {
+            let held = balances.iter().find(|b| b.currency == currency.as_str()).map_or(Money::ZERO, |b| b.total);
+            if !held.is_zero() {
+                handle.command(Command::AdjustCash { currency, amount: held }).await?;
+            }
         }
         let global_guard = self.global_state.read().await;
         let global = *global_guard;

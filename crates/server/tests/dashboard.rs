@@ -896,3 +896,232 @@ async fn settings_say_when_the_server_has_no_credentials_key() {
     drop(browser);
     setup.finish().await;
 }
+
+/// The value of the open-live dialog's credential option whose text holds `text`.
+async fn credential_value(browser: &Browser, text: &str) -> String {
+    let script = "return [...document.querySelector('#live-credential').options].find((o) => o.text.includes(arguments[0]))?.value ?? '';";
+    browser.eval(script, json!([text])).await.as_str().unwrap_or_default().to_string()
+}
+
+/// The options of a `<select>`, as their values.
+async fn options(browser: &Browser, css: &str) -> Value {
+    browser.eval("return [...document.querySelector(arguments[0]).options].map((o) => o.value);", json!([css])).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_binance_account_is_opened_confirmed_traded_and_reconciled() {
+    use venue_fakes::binance::{FakeBinance, FakeKey};
+    // The local fake of Binance's spot REST API: 10,000 USDT and 1 BTC,
+    // BTCUSDT last traded at 50,000. Without the WebSocket URLs the account
+    // has no live updates from the venue; reconciliations run on start and
+    // when asked.
+    let binance =
+        FakeBinance::start(vec![(BINANCE_API_KEY.to_string(), FakeKey::Hmac(BINANCE_SECRET.to_string()))]).await;
+    let setup = Setup::with(
+        "e2e-live",
+        &[
+            ("TRADECORE_TRADING__CREDENTIALS_KEY", CREDENTIALS_KEY),
+            ("TRADECORE_VENUES__BINANCE_REST_URL", &binance.url),
+            ("TRADECORE_VENUES__RECONCILE_SECONDS", "0"),
+        ],
+    )
+    .await;
+    let (trader, _paper) = setup.trader("lou").await;
+    let browser = Browser::start("a_live_binance_account_is_opened_confirmed_traded_and_reconciled").await;
+    sign_in(&browser, &setup, "lou", &password_of("lou")).await;
+
+    // No venue keys linked yet: the overview points to Settings instead.
+    browser.goto(&setup.url("/")).await;
+    browser.wait_text("#live-hint", "Settings").await;
+    assert!(!shown(&browser, "#open-live-account").await, "no live accounts without linked keys");
+
+    // Keys linked in Settings (testnet and HMAC are the form's defaults).
+    browser.click("#live-hint a").await;
+    browser.find("body[data-page=settings]").await;
+    browser.fill("#venue-label", "spot keys").await;
+    browser.fill("#venue-api-key", BINANCE_API_KEY).await;
+    browser.fill("#venue-api-secret", BINANCE_SECRET).await;
+    browser.click("#venue-submit").await;
+    browser.wait_text("#venues-table tbody tr[data-credential]", "spot keys").await;
+    // And TastyTrade production keys, for the dialog's other fields.
+    browser.select("#venue-venue", "tastytrade").await;
+    browser.select("#venue-environment", "production").await;
+    browser.fill("#venue-label", "ira").await;
+    browser.fill("#venue-client-id", "client-1234-abcd").await;
+    browser.fill("#venue-client-secret", TASTY_CLIENT_SECRET).await;
+    browser.fill("#venue-refresh-token", TASTY_REFRESH_TOKEN).await;
+    browser.click("#venue-production-ok").await;
+    browser.click("#venue-submit").await;
+    browser.wait_text("#venues-table tr.row-live", "ira").await;
+    let (_, linked) = trader.get("/api/v1/venue-credentials").await;
+    let tasty = linked.as_array().unwrap().iter().find(|c| c["venue"] == "tastytrade").unwrap()["id"].to_string();
+
+    // Opening one from the overview: the credential by label, venue and
+    // environment; Binance needs no account number.
+    browser.goto(&setup.url("/")).await;
+    browser.wait_text("#conn-state", "Live").await;
+    assert!(!shown(&browser, "#live-hint").await);
+    browser.click("#open-live-account").await;
+    browser.wait_text("#live-credential", "spot keys — Binance testnet").await;
+    browser.wait_text("#live-credential", "ira — TastyTrade production").await;
+    browser.click("#open-live-submit").await;
+    browser.wait_text("#open-live-dialog .error[data-for=name]", "Give the account a name").await;
+    browser.fill("#live-name", "spot").await;
+    // TastyTrade needs the account number, and production says it is real money.
+    browser.select("#live-credential", &tasty).await;
+    browser.wait_text("#live-production", "real money").await;
+    browser.fill("#live-symbols", "AAPL").await;
+    browser.click("#open-live-submit").await;
+    browser.wait_text("#open-live-dialog .error[data-for=venue_account]", "account number").await;
+    let (_, listed) = trader.get("/api/v1/accounts").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "nothing sent without the number: {listed}");
+    let binance_id = credential_value(&browser, "Binance").await;
+    browser.select("#live-credential", &binance_id).await;
+    assert!(!shown(&browser, "#live-venue-account-field").await, "Binance has no account number");
+    assert!(!shown(&browser, "#live-production").await, "no production warning on testnet");
+    // A symbol Binance does not list: the venue's refusal, at the symbols field; nothing opened.
+    browser.fill("#live-symbols", "BTCUSDT, NOPEUSDT").await;
+    browser.click("#open-live-submit").await;
+    browser.find("#open-live-dialog .error[data-for=symbols]").await;
+    let refusal = browser.text("#open-live-dialog .error[data-for=symbols]").await;
+    assert!(refusal.to_lowercase().contains("symbol"), "{refusal}");
+    let (_, listed) = trader.get("/api/v1/accounts").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "only the paper account: {listed}");
+    // Space separated this time, sent with Enter from the field.
+    browser.fill("#live-symbols", "BTCUSDT").await;
+    browser.press("\u{E007}").await;
+    browser.find("body[data-page=account]").await;
+    let account = browser.eval("return Number(document.querySelector('#main').dataset.account);", json!([])).await;
+    let account = account.as_i64().unwrap();
+
+    // Where its orders would go, and that nothing is sent until confirmed.
+    browser.wait_text("h1", "spot").await;
+    browser.wait_text("h1", "Binance · testnet").await;
+    browser.wait_text("#account-sub", "trades at Binance testnet").await;
+    browser.wait_text("#live-notice", "Not confirmed").await;
+    browser.wait_text("#live-notice", "Binance testnet").await;
+    // The ticket offers the account's own symbol, and refuses to send, saying why.
+    assert_eq!(options(&browser, "#order-symbol").await, json!(["BTCUSDT"]));
+    browser.wait_text("#ticket-state", "confirm live trading on it first").await;
+    assert!(disabled(&browser, "#ticket-submit").await, "an unconfirmed account's ticket must not send");
+    // The server refuses too, with the reason the page shows.
+    let (status, problem) = trader
+        .post(
+            &format!("/api/v1/accounts/{account}/orders"),
+            json!({"client_order_id": "early", "symbol": "BTCUSDT", "side": "buy", "type": "limit", "quantity": "0.01", "price": "50000"}),
+        )
+        .await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::CONFLICT, Some("trading_not_allowed")), "{problem}");
+    assert!(browser.text("#ticket-state").await.contains(problem["detail"].as_str().unwrap()), "{problem}");
+    // What the venue holds, from the first reconciliation.
+    browser.wait_text("#venue-meta", "Last reconciled").await;
+    browser.wait_text("#venue-balances tr[data-currency=USDT]", "10,000").await;
+    browser.wait_text("#venue-balances tr[data-currency=BTC]", "1").await;
+    browser.wait_text("#kpis section[data-currency=USDT]", "10,000.00").await;
+    assert!(binance.orders().is_empty(), "nothing reached the venue");
+
+    // The overview card says it too; confirming there needs the box ticked (by keyboard here).
+    browser.goto(&setup.url("/")).await;
+    let card = format!("#account-cards article[data-account=\"{account}\"]");
+    browser.wait_text(&card, "Not confirmed").await;
+    browser.wait_text(&card, "Binance · testnet").await;
+    keep_screenshot(&browser, "overview-live").await;
+    browser.click(&format!("{card} button[data-confirm-live]")).await;
+    browser.wait_text("dialog[open]", "go to Binance testnet").await;
+    assert!(disabled(&browser, "dialog[open] button[type=submit]").await, "not before the box is ticked");
+    let focused = browser.eval("return document.activeElement.id;", json!([])).await;
+    assert_eq!(focused, "confirm-ack");
+    browser.press("\u{E00D}").await;
+    browser.confirm("Confirm live trading on “spot”?").await;
+    browser.wait_js("the notice to go", &format!("!document.querySelector('{card} .live-notice')")).await;
+    let (_, listed) = trader.get("/api/v1/accounts").await;
+    let live = listed.as_array().unwrap().iter().find(|a| a["id"] == account).unwrap()["live"].clone();
+    assert_eq!((live["confirmed"].as_bool(), live["trading"].as_bool()), (Some(true), Some(true)), "{live}");
+
+    // A limit buy through the ticket, at the fake's last price: it fills at once.
+    browser.goto(&setup.url(&format!("/accounts/{account}"))).await;
+    browser.wait_text("#conn-state", "Live").await;
+    browser.wait_text("#ticket-state", "orders go to Binance testnet").await;
+    assert!(!shown(&browser, "#live-notice").await, "confirmed: no notice");
+    browser.mark_page().await;
+    browser.select("#order-type", "limit").await;
+    browser.fill("#order-quantity", "0.01").await;
+    browser.fill("#order-price", "50000").await;
+    browser.wait_text("#ticket-summary", "500.00").await;
+    browser.click("#ticket-submit").await;
+    browser.wait_text("dialog[open] .live-warning", "Binance testnet").await;
+    browser.fill("#confirm-typed", "spot").await;
+    browser.confirm("Buy 0.01 BTCUSDT limit 50,000?").await;
+    browser.wait_text("#ticket-result", "placed").await;
+    browser.wait_js("the fill", "document.querySelectorAll('#fills-table tbody tr[data-fill]').length === 1").await;
+    browser.wait_text("#fills-table", "BTCUSDT").await;
+    // 0.01 bought; Binance keeps its commission in BTC, so the position is 0.00999.
+    let bought =
+        "document.querySelector('#positions-table tr[data-symbol=BTCUSDT] td:nth-child(2)')?.textContent === '0.00999'";
+    browser.wait_js("the BTCUSDT position", bought).await;
+    browser
+        .wait_js(
+            "the ticket's position",
+            "/Position now → after0\\.00999 →/.test(document.querySelector('#ticket-summary').textContent)",
+        )
+        .await;
+    assert!(browser.not_reloaded().await, "the page was reloaded");
+    let sent = binance.orders();
+    assert_eq!(sent.len(), 1);
+    assert_eq!((sent[0].side.as_str(), sent[0].status.as_str()), ("BUY", "FILLED"));
+
+    // Reconcile now: it says what it did, and the venue's figures follow
+    // (the commission was taken in BTC).
+    browser.eval("document.querySelector('#venue-panel').scrollIntoView();", json!([])).await;
+    browser.click("#reconcile-now").await;
+    browser.wait_text("#reconcile-result", "Reconciled.").await;
+    browser.wait_text("#reconcile-result", "No differences.").await;
+    browser.wait_text("#venue-balances tr[data-currency=USDT]", "9,500").await;
+    browser.wait_text("#venue-balances tr[data-currency=BTC]", "1.00999").await;
+    browser.wait_text("#venue-positions tr[data-symbol=BTCUSDT]", "1.00999").await;
+    browser.wait_text("#kpis section[data-currency=USDT]", "9,500.00").await;
+    keep_screenshot(&browser, "account-live").await;
+
+    // Labelled controls, one heading, and it fits a phone.
+    let unlabelled = "return [...document.querySelectorAll('input, select, textarea, button')] \
+        .filter((e) => e.getClientRects().length && e.type !== 'hidden') \
+        .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby') \
+                       && !(e.tagName === 'BUTTON' && e.textContent.trim())) \
+        .map((e) => e.outerHTML.slice(0, 120));";
+    assert_eq!(browser.eval(unlabelled, json!([])).await, json!([]), "controls without a label");
+    assert_eq!(browser.eval("return document.querySelectorAll('h1').length;", json!([])).await, 1);
+    browser.resize(390, 844).await;
+    for page in [format!("/accounts/{account}"), "/".to_string()] {
+        browser.goto(&setup.url(&page)).await;
+        browser.wait_text("#conn-state", "Live").await;
+        let overflow = browser
+            .eval("return document.documentElement.scrollWidth - document.documentElement.clientWidth;", json!([]))
+            .await;
+        assert_eq!(overflow, 0, "{page} scrolls sideways on a phone");
+    }
+    browser.resize(1366, 900).await;
+
+    // BTC arrives at the venue from elsewhere: nothing explains it, so the
+    // account becomes close-only, and the panel says so.
+    binance.deposit("BTC", model::Money::parse("0.5").unwrap());
+    browser.goto(&setup.url(&format!("/accounts/{account}"))).await;
+    browser.wait_text("#venue-meta", "Last reconciled").await;
+    browser.click("#reconcile-now").await;
+    browser.wait_text("#reconcile-result", "close-only").await;
+    browser.wait_text("#venue-differences", "position in BTCUSDT").await;
+    browser.wait_text("#halt-banner", "close-only").await;
+
+    // Elsewhere: the paper instrument pages send to the account's own
+    // ticket, and the orders page names its venue symbols.
+    browser.goto(&setup.url(&format!("/markets/BTC-USDT?account={account}"))).await;
+    browser.wait_text("#ticket-state", "is a live Binance account").await;
+    assert!(disabled(&browser, "#ticket-submit").await, "a paper instrument cannot be sent to the venue");
+    browser.goto(&setup.url(&format!("/orders?account={account}"))).await;
+    browser.click("#tab-history").await;
+    browser.wait_text("#history-table", "BTCUSDT").await;
+    browser.wait_text("#history-table", "filled").await;
+    assert_eq!(options(&browser, "#filter-symbol").await, json!(["", "BTCUSDT"]));
+    assert_clean(&browser, "live account pages").await;
+    drop(browser);
+    setup.finish().await;
+}

@@ -223,6 +223,11 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     assert!(held.contains(&"BTC") && held.contains(&"USDT"), "{venue}");
     assert_eq!(usdt(&admin, account).await, Money::from_int(10_000));
     assert_eq!(position(&admin, account).await, "0");
+    let (status, instruments) = admin.get(&format!("/api/v1/accounts/{account}/instruments")).await;
+    assert_eq!(status, StatusCode::OK, "{instruments}");
+    assert_eq!(instruments[0]["symbol"], "BTCUSDT", "{instruments}");
+    assert_eq!(instruments[0]["venue"], "binance", "{instruments}");
+    assert_eq!(instruments[0]["tick_size"], "0.01", "from exchangeInfo's PRICE_FILTER: {instruments}");
 
     // Nothing is sent before the owner confirms.
     let (status, problem) = submit(&admin, account, limit("early-1", "buy", "0.01", "50000")).await;

@@ -37,6 +37,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_account, list_accounts))
         .routes(routes!(account_summary))
         .routes(routes!(positions))
+        .routes(routes!(account_instruments))
         .routes(routes!(balances))
         .routes(routes!(equity_history))
         .routes(routes!(submit, list_orders, cancel_all))
@@ -469,6 +470,29 @@ fn pnl_by_currency(s: &engine::AccountState) -> Vec<CurrencyPnl> {
             }
         })
         .collect()
+}
+
+/// What the account can trade, with each instrument's id (positions and
+/// orders name instruments by id) and filters: the paper market's
+/// instruments, or a live account's own symbols as its venue lists them.
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{account}/instruments",
+    tag = "accounts",
+    security(("token" = ["read"]), ("session" = [])),
+    params(("account" = i64, Path, description = "The account's id.")),
+    responses((status = 200, description = "Instruments, in the order they were added.", body = Vec<model::Instrument>), (status = 404, description = "- `not_found`: no such account, or not the caller's."), (status = 503, description = "- `unavailable`: the account is not running yet; retry shortly.")),
+)]
+async fn account_instruments(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account): Path<AccountId>,
+) -> Result<Json<Vec<model::Instrument>>, ApiError> {
+    caller.require_scope(Scope::Read)?;
+    let handle = owned(&state, &caller, account).await?;
+    let instruments =
+        handle.read_live(|s| s.books.iter().map(|b| b.instrument.clone()).collect()).await.map_err(account_error)?;
+    Ok(Json(instruments))
 }
 
 /// The account's positions as stored.

@@ -298,6 +298,9 @@ async fn render_page(
     ];
     let mut vars = vars.to_vec();
     vars.extend(spec.vars.iter().map(|(k, v)| (*k, v.as_str())));
+    // Fragments several pages share, inserted raw.
+    let ticket_fields = template_text("partials/ticket-fields.html")?;
+    vars.push(("ticket_fields", ticket_fields.as_str()));
     let body = template::render(&template_text(&format!("pages/{}.html", spec.page))?, &vars)?;
     let mut all = vars.clone();
     all.push(("body", body.as_str()));

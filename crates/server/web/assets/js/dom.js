@@ -69,13 +69,16 @@ export function toast(message, kind = 'info', ms = 6000) {
 /**
  * Asks for confirmation in a modal dialog; resolves true or false.
  * `requireText`: the user must type this exact text first (live accounts).
+ * `acknowledge`: the user must tick a box with this text first.
+ * `live`: true, or the warning to show, for an order on a live account.
  */
-export function confirmDialog({ title, body, confirm = 'Confirm', danger = false, live = false, requireText = null }) {
+export function confirmDialog({ title, body, confirm = 'Confirm', danger = false, live = false, requireText = null, acknowledge = null }) {
   return new Promise((resolve) => {
     const typed = requireText
       ? h('input', { id: 'confirm-typed', autocomplete: 'off', 'aria-describedby': 'confirm-typed-hint' })
       : null;
-    const ok = h('button', { type: 'submit', class: `btn ${danger || live ? 'btn-danger' : 'btn-primary'}`, value: 'ok', disabled: !!requireText }, confirm);
+    const ticked = acknowledge ? h('input', { type: 'checkbox', id: 'confirm-ack' }) : null;
+    const ok = h('button', { type: 'submit', class: `btn ${danger || live ? 'btn-danger' : 'btn-primary'}`, value: 'ok', disabled: Boolean(requireText || acknowledge) }, confirm);
     const cancel = h('button', { type: 'button', class: 'btn' }, 'Cancel');
     const dialog = h(
       'dialog',
@@ -84,7 +87,7 @@ export function confirmDialog({ title, body, confirm = 'Confirm', danger = false
         'form',
         { method: 'dialog' },
         h('h2', { id: 'confirm-title' }, title),
-        live ? h('p', { class: 'live-warning' }, 'This is a LIVE account: the order goes to the real venue with real money.') : null,
+        live ? h('p', { class: 'live-warning' }, typeof live === 'string' ? live : 'This is a LIVE account: the order goes to the real venue with real money.') : null,
         body,
         requireText
           ? h('div', { class: 'field' },
@@ -92,10 +95,13 @@ export function confirmDialog({ title, body, confirm = 'Confirm', danger = false
             typed,
             h('p', { class: 'hint', id: 'confirm-typed-hint' }, 'This step cannot be skipped for live accounts.'))
           : null,
+        ticked ? h('label', { class: 'check acknowledge', for: 'confirm-ack' }, ticked, ` ${acknowledge}`) : null,
         h('div', { class: 'dialog-actions' }, cancel, ok),
       ),
     );
-    if (typed) typed.addEventListener('input', () => { ok.disabled = typed.value.trim() !== requireText; });
+    const ready = () => (!typed || typed.value.trim() === requireText) && (!ticked || ticked.checked);
+    if (typed) typed.addEventListener('input', () => { ok.disabled = !ready(); });
+    if (ticked) ticked.addEventListener('change', () => { ok.disabled = !ready(); });
     let answered = false;
     const finish = (value) => {
       if (answered) return;
@@ -112,7 +118,7 @@ export function confirmDialog({ title, body, confirm = 'Confirm', danger = false
     });
     document.body.append(dialog);
     dialog.showModal();
-    (typed ?? ok).focus();
+    (typed ?? ticked ?? ok).focus();
   });
 }
 

@@ -21,9 +21,20 @@ export function typeLabel(order) {
   return order.reduce_only ? `${label} · reduce-only` : label;
 }
 
+/** Digits of a step (tick or lot size); undefined, for a number's own digits, when it is not known (a live account's venue symbols). */
+export function stepDecimals(step) {
+  return step ? decimalsOf(step) : undefined;
+}
+
+/** The instrument's symbol, linked to its market page (paper instruments have one). */
+export function symbolEl(instrument, id) {
+  if (!instrument) return `#${id}`;
+  return instrument.live ? h('span', { class: 'mono' }, instrument.symbol) : h('a', { href: `/markets/${instrument.symbol}` }, instrument.symbol);
+}
+
 /** The order's price column: limit price, trigger, or "market". */
 export function priceText(order, instrument) {
-  const dp = instrument ? decimalsOf(instrument.tick_size) : undefined;
+  const dp = stepDecimals(instrument?.tick_size);
   const parts = [];
   if (order.trigger_price) parts.push(`trigger ${fmtNum(order.trigger_price, dp)}`);
   if (order.price) parts.push(fmtNum(order.price, dp));
@@ -53,8 +64,10 @@ export function statusEl(order) {
 
 /** Average fill price, or "–". */
 export function averageFill(order, instrument) {
-  const dp = instrument ? decimalsOf(instrument.tick_size) + 2 : 4;
   if (!order.filled_quantity || Dec.of(order.filled_quantity).isZero()) return '–';
+  // A venue symbol's tick is not known here: its own digits, up to 8.
+  if (instrument && !instrument.tick_size) return fmtNum(Dec.of(order.filled_notional).div(order.filled_quantity, 8));
+  const dp = instrument ? decimalsOf(instrument.tick_size) + 2 : 4;
   return fmtNum(Dec.of(order.filled_notional).div(order.filled_quantity, dp), dp);
 }
 
@@ -64,7 +77,7 @@ export function averageFill(order, instrument) {
  */
 export function orderRow(order, lookup, { account = null, showAccount = false, onCancel = null, canTrade = true } = {}) {
   const instrument = lookup.byId.get(order.instrument);
-  const lotDp = instrument ? decimalsOf(instrument.lot_size) : undefined;
+  const lotDp = stepDecimals(instrument?.lot_size);
   const cancel = onCancel && isOpen(order) && order.status !== 'pending_cancel'
     ? h('button', {
       type: 'button',
@@ -78,7 +91,7 @@ export function orderRow(order, lookup, { account = null, showAccount = false, o
   return h('tr', { 'data-order': order.id, 'data-status': order.status },
     td(timeEl(order.ts_created)),
     showAccount ? td(account ?? '') : null,
-    td(instrument ? h('a', { href: `/markets/${instrument.symbol}` }, instrument.symbol) : `#${order.instrument}`),
+    td(symbolEl(instrument, order.instrument)),
     td(sideEl(order.side)),
     td(typeLabel(order)),
     td(fmtNum(order.quantity, lotDp), { num: true }),
@@ -91,11 +104,11 @@ export function orderRow(order, lookup, { account = null, showAccount = false, o
 /** A table row for a fill. */
 export function fillRow(fill, lookup, { withFee = true } = {}) {
   const instrument = lookup.byId.get(fill.instrument);
-  const lotDp = instrument ? decimalsOf(instrument.lot_size) : undefined;
-  const tickDp = instrument ? decimalsOf(instrument.tick_size) : undefined;
+  const lotDp = stepDecimals(instrument?.lot_size);
+  const tickDp = stepDecimals(instrument?.tick_size);
   return h('tr', { 'data-fill': `${fill.order_id}-${fill.trade_id}` },
     td(timeEl(fill.ts)),
-    td(instrument ? h('a', { href: `/markets/${instrument.symbol}` }, instrument.symbol) : `#${fill.instrument}`),
+    td(symbolEl(instrument, fill.instrument)),
     td(sideEl(fill.side)),
     td(fmtNum(fill.quantity, lotDp), { num: true }),
     td(fmtNum(fill.price, tickDp), { num: true }),

@@ -2,15 +2,25 @@
 // them, valued at the latest quotes (the mid, as the engine marks them).
 // All arithmetic is exact (Dec); the server's summary is reloaded after
 // every fill, so the figures never drift from what the engine holds.
+//
+// A live account's instruments are the venue's: their currencies and
+// multipliers are not in the paper lookup, and their quotes do not reach
+// the page. Its figures are the server's own (`fromServer`): the page
+// reloads the summary when its positions or cash change.
 
 import { Dec } from './decimal.js';
 
 const ZERO = Dec.of('0');
+const decOrNull = (v) => (v === null || v === undefined ? null : Dec.of(v));
 
 export class Portfolio {
-  /** `instruments`: the lookup from app.instruments(). */
-  constructor(instruments) {
+  /**
+   * `instruments`: the lookup from app.instruments() (or venue.lookupFor);
+   * `fromServer`: use the summary's figures as they are (live accounts).
+   */
+  constructor(instruments, { fromServer = false } = {}) {
     this.instruments = instruments;
+    this.fromServer = fromServer;
     this.balances = new Map(); // currency -> Dec
     this.freeCash = new Map(); // currency -> Dec
     this.positions = new Map(); // instrument id -> {quantity, cost, realized, fees}
@@ -59,8 +69,28 @@ export class Portfolio {
     this.marks.set(quote.instrument, mid);
   }
 
+  /** A position as the server valued it (live accounts). */
+  serverFigures(p) {
+    return {
+      id: p.instrument,
+      instrument: this.instruments.byId.get(p.instrument) ?? { id: p.instrument, symbol: p.symbol, live: true },
+      currency: null,
+      quantity: Dec.of(p.quantity),
+      average: decOrNull(p.average_price),
+      mark: decOrNull(p.mark),
+      value: Dec.of(p.market_value),
+      unrealized: Dec.of(p.unrealized_pnl),
+      realized: Dec.of(p.realized_pnl),
+      fees: Dec.of(p.fees),
+    };
+  }
+
   /** One position's figures, or null when the instrument is unknown. */
   positionFigures(id) {
+    if (this.fromServer) {
+      const p = this.summary?.positions.find((row) => row.instrument === id);
+      return p ? this.serverFigures(p) : null;
+    }
     const p = this.positions.get(id);
     const instrument = this.instruments.byId.get(id);
     if (!p || !instrument) return null;
@@ -83,14 +113,42 @@ export class Portfolio {
 
   /** Positions that are open or have realized something, by symbol. */
   positionRows() {
+    if (this.fromServer) {
+      return (this.summary?.positions ?? []).map((p) => this.serverFigures(p))
+        .sort((a, b) => a.instrument.symbol.localeCompare(b.instrument.symbol));
+    }
     return [...this.positions.keys()]
       .map((id) => this.positionFigures(id))
       .filter((p) => p && (!p.quantity.isZero() || !p.realized.isZero()))
       .sort((a, b) => a.instrument.symbol.localeCompare(b.instrument.symbol));
   }
 
+  /** Per currency, as the server computed it (live accounts). */
+  serverCurrencyRows() {
+    const s = this.summary ?? {};
+    const equity = new Map((s.equity_by_currency ?? []).map(([c, m]) => [c, Dec.of(m)]));
+    const pnl = new Map((s.pnl_by_currency ?? []).map((p) => [p.currency, p]));
+    const currencies = new Set([...this.balances.keys(), ...equity.keys(), ...pnl.keys()]);
+    return [...currencies].sort().map((currency) => {
+      const p = pnl.get(currency);
+      const cash = this.balances.get(currency) ?? ZERO;
+      return {
+        currency,
+        cash,
+        free: this.freeCash.get(currency) ?? null,
+        equity: equity.get(currency) ?? cash,
+        unrealized: p ? Dec.of(p.unrealized) : ZERO,
+        realized: p ? Dec.of(p.realized) : ZERO,
+        fees: p ? Dec.of(p.fees) : ZERO,
+        total: p ? Dec.of(p.total) : ZERO,
+        day: decOrNull(p?.day),
+      };
+    });
+  }
+
   /** Per currency: cash, free cash, equity and P&L. */
   currencyRows() {
+    if (this.fromServer) return this.serverCurrencyRows();
     const currencies = new Set(this.balances.keys());
     for (const id of this.positions.keys()) {
       const instrument = this.instruments.byId.get(id);

@@ -5,12 +5,19 @@
 // (typing the account's name on a live account), and then shows the
 // result or the refusal in plain words. The server checks again: it is
 // the authority, this only saves a round trip and explains.
+//
+// On a live account the instrument is one of the account's venue symbols
+// (venue.liveInstrument): its steps, minimums, fees and quotes are the
+// venue's and not known here, so the ticket checks what it can (positive
+// numbers, limits, kill switches, whether the account may trade at all)
+// and leaves the rest to the server.
 
 import { explain, isRiskRefusal, post } from './api.js';
 import { $, clearErrors, confirmDialog, h, put, showError, toast } from './dom.js';
 import { fmtNum, moneyEl, fmtMoney } from './format.js';
 import { Dec, decimalsOf } from './decimal.js';
 import { isLive } from './app.js';
+import { destinationText, isProduction, venueName, whereText } from './venue.js';
 
 const ZERO = Dec.of('0');
 
@@ -34,10 +41,11 @@ export class Ticket {
    * `instrument`: from /api/v1/instruments. Call `setAccount`, `setQuote`,
    * `setPosition` as they become known; `onPlaced(order)` after a success.
    */
-  constructor(form, instrument, { onPlaced } = {}) {
+  constructor(form, instrument, { onPlaced, onRefused } = {}) {
     this.form = form;
-    this.instrument = instrument;
     this.onPlaced = onPlaced;
+    // Called when the server says the account may not trade (it changed since the page loaded).
+    this.onRefused = onRefused;
     this.account = null;
     this.summary = null;
     this.limits = null;
@@ -47,20 +55,34 @@ export class Ticket {
     this.canTrade = true;
     // While an order is on its way, quotes redraw the ticket but must not re-enable it.
     this.sending = false;
-    this.tick = decimalsOf(instrument.tick_size);
-    this.lot = decimalsOf(instrument.lot_size);
-    $('#qty-unit', form).textContent = instrument.base_currency ? `(${instrument.base_currency})` : '(units)';
-    $('#qty-hint', form).textContent = `Steps of ${instrument.lot_size}, at least ${instrument.min_quantity}.`;
-    $('#price-hint', form).textContent = `Steps of ${instrument.tick_size} ${instrument.quote_currency}.`;
     form.addEventListener('input', () => this.render());
     form.addEventListener('change', () => this.render());
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       this.submit();
     });
+    this.setInstrument(instrument);
+  }
+
+  /** The instrument the ticket orders (a live account's ticket switches between its symbols). */
+  setInstrument(instrument) {
+    const form = this.form;
+    this.instrument = instrument;
+    this.quote = null;
+    // A venue symbol's steps are not known here: numbers keep their own digits.
+    this.tick = instrument.tick_size ? decimalsOf(instrument.tick_size) : undefined;
+    this.lot = instrument.lot_size ? decimalsOf(instrument.lot_size) : undefined;
+    $('#qty-unit', form).textContent = instrument.base_currency ? `(${instrument.base_currency})` : '(units)';
+    $('#qty-hint', form).textContent = instrument.live
+      ? `In ${instrument.symbol}’s units at the venue; the venue’s steps and minimum apply.`
+      : `Steps of ${instrument.lot_size}, at least ${instrument.min_quantity}.`;
+    $('#price-hint', form).textContent = instrument.live
+      ? `In ${instrument.symbol}’s quote currency, in the venue’s price steps.`
+      : `Steps of ${instrument.tick_size} ${instrument.quote_currency}.`;
     this.render();
   }
 
+  /** `account` as `/api/v1/accounts` lists it (a live one carries `live`). */
   setAccount(account, summary, limits) {
     this.account = account;
     this.summary = summary;
@@ -118,7 +140,9 @@ export class Ticket {
     const qty = readDec(v.quantity);
     if (v.quantity.trim() === '') errors.push({ field: 'quantity', message: 'Enter a quantity.', blank: true });
     else if (!qty || qty.sign() <= 0) errors.push({ field: 'quantity', message: 'The quantity must be a positive number.' });
-    else if (!qty.isMultipleOf(i.lot_size)) {
+    else if (!i.lot_size) {
+      // A venue symbol: the venue's steps are checked by the server.
+    } else if (!qty.isMultipleOf(i.lot_size)) {
       errors.push({ field: 'quantity', message: `Use steps of ${i.lot_size}: for example ${fmtNum(qty.floorTo(i.lot_size), this.lot)}.` });
     } else if (qty.cmp(i.min_quantity) < 0) errors.push({ field: 'quantity', message: `The smallest quantity is ${i.min_quantity}.` });
     const readPrice = (field, text, label) => {
@@ -131,7 +155,7 @@ export class Ticket {
         errors.push({ field, message: `The ${label} must be a positive number.` });
         return null;
       }
-      if (!p.isMultipleOf(i.tick_size)) {
+      if (i.tick_size && !p.isMultipleOf(i.tick_size)) {
         errors.push({ field, message: `Use steps of ${i.tick_size}: for example ${fmtNum(p.floorTo(i.tick_size), this.tick)}.` });
         return null;
       }
@@ -151,16 +175,17 @@ export class Ticket {
       const marketable = v.side === 'buy' ? ask && price.cmp(ask) >= 0 : bid && price.cmp(bid) <= 0;
       taker = v.type === 'limit' && Boolean(marketable);
     }
-    const notional = qty && reference ? qty.mul(reference).mul(i.multiplier) : null;
-    const feeRate = Dec.of(taker ? i.taker_fee : i.maker_fee);
-    const fee = notional ? notional.mul(feeRate) : null;
+    // A venue symbol's multiplier is not known here: quantity × price, as it is.
+    const notional = qty && reference ? qty.mul(reference).mul(i.multiplier ?? '1') : null;
+    const feeRate = i.taker_fee ? Dec.of(taker ? i.taker_fee : i.maker_fee) : null;
+    const fee = notional && feeRate ? notional.mul(feeRate) : null;
     const signed = qty ? (v.side === 'buy' ? qty : qty.neg()) : ZERO;
     const after = this.position.add(signed);
     const reduces = !this.position.isZero() && this.position.sign() !== signed.sign() && after.abs().cmp(this.position.abs()) <= 0;
     const currency = i.quote_currency;
-    const free = this.summary?.free_cash?.find(([c]) => c === currency)?.[1];
+    const free = currency ? this.summary?.free_cash?.find(([c]) => c === currency)?.[1] : undefined;
     const limits = this.limits;
-    if (notional && qty && errors.length === 0) {
+    if (notional && qty && errors.length === 0 && !i.live) {
       if (notional.cmp(i.min_notional) < 0) {
         errors.push({ field: 'quantity', message: `The order is worth ${fmtMoney(notional, currency)}; the smallest order value is ${fmtMoney(i.min_notional, currency)}.` });
       }
@@ -187,7 +212,8 @@ export class Ticket {
     } else if (this.tradingState === 'reducing' && qty && !reduces) {
       errors.push({ field: null, message: 'Only orders that reduce a position are accepted right now (close-only).' });
     }
-    if (v.type === 'market' && !reference) errors.push({ field: null, message: 'There is no quote yet to price a market order; wait a moment.' });
+    // A live account's quotes do not reach the page: the server prices its market orders.
+    if (v.type === 'market' && !reference && !i.live) errors.push({ field: null, message: 'There is no quote yet to price a market order; wait a moment.' });
     return { v, qty, price, trigger, reference, notional, fee, taker, after, reduces, errors, currency, free };
   }
 
@@ -202,7 +228,8 @@ export class Ticket {
     tifHint.hidden = e.v.type !== 'market' || e.v.timeInForce === 'GTC' || e.v.timeInForce === 'IOC';
     tifHint.textContent = 'A market order fills at once against the quote; what cannot fill is cancelled.';
     const c = e.currency;
-    const rows = [
+    const i = this.instrument;
+    const rows = i.live ? this.liveRows(e) : [
       ['Expected price', e.reference ? `${fmtNum(e.reference, this.tick)} ${c}${e.v.type === 'market' ? ` (${e.v.side === 'buy' ? 'ask' : 'bid'})` : ''}` : '–'],
       ['Order value', e.notional ? moneyEl(e.notional, c) : '–'],
       [`Fee (${e.taker ? 'taker' : 'maker'}, est.)`, e.fee ? moneyEl(e.fee, c, 4) : '–'],
@@ -213,36 +240,61 @@ export class Ticket {
     put($('#ticket-summary', f), ...rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
     const l = this.limits;
     const state = { active: 'active', reducing: 'close-only', halted: 'halted' }[this.tradingState] ?? this.tradingState;
+    const limitMoney = (m) => fmtMoney(m, c ?? this.account?.base_currency);
     put($('#ticket-limits', f), ...[
       ['Trading', state],
-      ['Largest order value', l?.max_order_notional ? fmtMoney(l.max_order_notional, c) : 'no limit'],
+      ['Largest order value', l?.max_order_notional ? limitMoney(l.max_order_notional) : 'no limit'],
       ['Largest position', l?.max_position ?? 'no limit'],
       ['Daily loss limit', l?.daily_loss_limit ? fmtMoney(l.daily_loss_limit, this.account?.base_currency) : 'no limit'],
       ['Short selling', l?.allow_short ? 'allowed' : 'off'],
-      ['Min. quantity / value', `${this.instrument.min_quantity} / ${fmtMoney(this.instrument.min_notional, c)}`],
+      ['Min. quantity / value', i.live ? `the venue’s (${venueName(this.account?.venue)})` : `${i.min_quantity} / ${fmtMoney(i.min_notional, c)}`],
     ].flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
     const submit = $('#ticket-submit', f);
     submit.className = `btn btn-block ${e.v.side === 'buy' ? 'btn-buy' : 'btn-sell'}`;
     submit.textContent = `Review ${e.v.side === 'buy' ? 'buy' : 'sell'} order`;
     const note = $('#ticket-state', f);
+    const live = isLive(this.account) ? this.account.live : null;
+    note.className = 'hint';
     if (!this.canTrade) {
       submit.disabled = true;
       note.textContent = 'Your role can view but not trade. Ask an admin for the trader role.';
     } else if (!this.account) {
       submit.disabled = true;
       note.textContent = 'Open an account on the overview page to trade.';
+    } else if (isLive(this.account) && !i.live) {
+      // A live account trades its venue symbols, not the paper market's.
+      submit.disabled = true;
+      note.className = 'hint ticket-state-halted';
+      put(note, `“${this.account.name}” is a live ${venueName(this.account.venue)} account: it trades ${(live?.symbols ?? []).join(', ') || 'its own symbols'} at the venue, not this simulated instrument. `,
+        h('a', { href: `/accounts/${this.account.id}#trade` }, 'Trade it from its account page'), '.');
+    } else if (live && !live.trading) {
+      submit.disabled = true;
+      note.className = 'hint ticket-state-halted';
+      note.textContent = `Not sent to the venue: ${live.reason ?? 'this account may not trade now'}.`;
     } else if (this.tradingState === 'halted') {
       submit.disabled = true;
       note.textContent = 'Trading is halted by a kill switch: new orders are refused.';
       note.className = 'hint ticket-state-halted';
     } else {
       submit.disabled = this.sending;
-      note.className = 'hint';
       note.textContent = isLive(this.account)
-        ? `LIVE account “${this.account.name}”: orders go to ${this.account.venue} with real money.`
+        ? `LIVE account “${this.account.name}”: orders go to ${destinationText(this.account)}.`
         : `Paper account “${this.account.name}”: simulated money.`;
     }
     return e;
+  }
+
+  /** The summary of an order on a venue symbol: what is known before the venue prices it. */
+  liveRows(e) {
+    const free = (this.summary?.free_cash ?? []).filter(([, m]) => !Dec.of(m).isZero());
+    const price = e.v.type === 'market' ? 'the venue’s market price' : e.reference ? fmtNum(e.reference) : '–';
+    return [
+      ['Price', price],
+      ['Quantity × price', e.notional ? fmtNum(e.notional, 2) : '–'],
+      ['Fee', `charged by ${venueName(this.account?.venue ?? 'the venue')}`],
+      ['Free cash', free.length ? free.map(([cur, m]) => fmtMoney(m, cur)).join(' · ') : '–'],
+      ['Position now → after', `${fmtNum(this.position, this.lot)} → ${fmtNum(e.after, this.lot)}`],
+    ];
   }
 
   async submit() {
@@ -260,16 +312,21 @@ export class Ticket {
     const i = this.instrument;
     const kind = { market: 'at market', limit: `limit ${fmtNum(e.price, this.tick)}`, stop: `stop at ${fmtNum(e.trigger, this.tick)}`, stop_limit: `stop ${fmtNum(e.trigger, this.tick)} → limit ${fmtNum(e.price, this.tick)}` }[v.type];
     const live = isLive(this.account);
+    const warning = !live ? false : isProduction(this.account)
+      ? `This is a LIVE account: the order goes to ${whereText(this.account)} with real money.`
+      : `This is a LIVE account: the order goes to ${whereText(this.account)}, the venue’s test system.`;
     const ok = await confirmDialog({
       title: `${v.side === 'buy' ? 'Buy' : 'Sell'} ${fmtNum(e.qty, this.lot)} ${i.symbol} ${kind}?`,
       body: h('dl', { class: 'ticket-summary' },
-        h('dt', {}, 'Account'), h('dd', {}, `${this.account.name} (${live ? 'LIVE' : 'paper'})`),
+        h('dt', {}, 'Account'), h('dd', {}, `${this.account.name} (${live ? `LIVE · ${whereText(this.account)}` : 'paper'})`),
         h('dt', {}, 'Time in force'), h('dd', {}, v.timeInForce),
-        h('dt', {}, 'Order value'), h('dd', {}, e.notional ? moneyEl(e.notional, e.currency) : '–'),
-        h('dt', {}, 'Fee (est.)'), h('dd', {}, e.fee ? moneyEl(e.fee, e.currency, 4) : '–'),
+        i.live
+          ? [h('dt', {}, 'Quantity × price'), h('dd', {}, e.notional ? fmtNum(e.notional, 2) : 'at the venue’s price')]
+          : [h('dt', {}, 'Order value'), h('dd', {}, e.notional ? moneyEl(e.notional, e.currency) : '–'),
+            h('dt', {}, 'Fee (est.)'), h('dd', {}, e.fee ? moneyEl(e.fee, e.currency, 4) : '–')],
         v.reduceOnly ? [h('dt', {}, 'Reduce-only'), h('dd', {}, 'yes')] : null),
       confirm: `${v.side === 'buy' ? 'Buy' : 'Sell'} ${i.symbol}`,
-      live,
+      live: warning,
       requireText: live ? this.account.name : null,
     });
     if (!ok) return;
@@ -298,9 +355,12 @@ export class Ticket {
       this.onPlaced?.(order);
     } catch (err) {
       const words = explain(err);
-      put(result, h('div', { class: 'result-box refused', role: 'alert' },
-        h('strong', {}, isRiskRefusal(err) ? 'Order refused. ' : 'Not sent. '), words));
+      // A live account that may not trade: the server's reason, as it gave it.
+      const gated = err.code === 'trading_not_allowed';
+      put(result, h('div', { class: 'result-box refused', role: 'alert', 'data-code': err.code ?? null },
+        h('strong', {}, isRiskRefusal(err) ? 'Order refused. ' : gated ? 'Not sent: this account may not trade. ' : 'Not sent. '), words));
       if (err.field && err.code === 'validation_failed') showError(f, words, err.field);
+      if (gated) this.onRefused?.(err);
     } finally {
       this.sending = false;
       this.render();

@@ -1,15 +1,22 @@
 // One account: live figures per currency, the equity curve, open
 // positions valued at the latest quotes, open orders and recent fills, the
 // account's kill switch and its risk limits.
+//
+// A live venue account also shows where its orders go, the confirmation
+// it needs before any is sent, what the venue reports (balances,
+// positions, differences, errors) with "Reconcile now", and its own order
+// ticket over its venue symbols (they have no market page here).
 
-import { accounts, instruments, live, rememberAccount, reportError, session, onTrading, markViewOnly } from '../app.js';
-import { del, explain, get, put as putJson } from '../api.js';
+import { accounts, accountTradingState, instruments, isLive, live, rememberAccount, reportError, session, onTrading, markViewOnly } from '../app.js';
+import { del, explain, get, post, put as putJson } from '../api.js';
 import { $, busy, clearErrors, confirmDialog, fillRows, formValues, h, perFrame, put, showError, td, toast } from '../dom.js';
-import { fmtNum, moneyEl, pnlEl } from '../format.js';
-import { Dec, decimalsOf } from '../decimal.js';
+import { fmtNum, moneyEl, pnlEl, timeEl } from '../format.js';
+import { Dec } from '../decimal.js';
 import { Portfolio } from '../portfolio.js';
-import { cancelOrder, fillRow, isOpen, orderRow } from '../orders.js';
+import { cancelOrder, fillRow, isOpen, orderRow, stepDecimals, symbolEl } from '../orders.js';
 import { lineChart, toChartTime } from '../charts.js';
+import { Ticket } from '../ticket.js';
+import { liveNotice, lookupFor, venueBadges, venueName, whereText } from '../venue.js';
 
 const accountId = Number(session.data.account);
 const base = `/api/v1/accounts/${accountId}`;
@@ -44,19 +51,26 @@ function renderFigures() {
 function renderPositions() {
   const rows = portfolio.positionRows();
   fillRows($('#positions-table tbody'), rows, (p) => {
-    const tick = decimalsOf(p.instrument.tick_size);
-    const lot = decimalsOf(p.instrument.lot_size);
-    return h('tr', { 'data-symbol': p.instrument.symbol },
-      td(h('a', { href: `/markets/${p.instrument.symbol}?account=${accountId}` }, p.instrument.symbol)),
+    const tick = stepDecimals(p.instrument.tick_size);
+    const lot = stepDecimals(p.instrument.lot_size);
+    const symbol = p.instrument.symbol;
+    // A live account's symbols have no market page: "Close…" fills in its own ticket.
+    const close = p.instrument.live
+      ? h('button', { type: 'button', class: 'btn btn-small', 'aria-label': `Close the ${symbol} position…`, onclick: () => prefillClose(symbol) }, 'Close…')
+      : h('a', { class: 'btn btn-small', href: `/markets/${symbol}?account=${accountId}&close=1` }, 'Close…');
+    return h('tr', { 'data-symbol': symbol },
+      td(p.instrument.live ? symbolEl(p.instrument) : h('a', { href: `/markets/${symbol}?account=${accountId}` }, symbol)),
       td(fmtNum(p.quantity, lot), { num: true }),
-      td(p.average ? fmtNum(p.average, tick + 2) : '–', { num: true }),
+      td(p.average ? fmtNum(p.average, tick === undefined ? undefined : tick + 2) : '–', { num: true }),
       td(p.mark ? fmtNum(p.mark, tick) : '–', { num: true }),
       td(moneyEl(p.value, p.currency), { num: true }),
       td(pnlEl(p.unrealized, p.currency), { num: true }),
       td(pnlEl(p.realized, p.currency), { num: true }),
       td(moneyEl(p.fees, p.currency), { num: true }),
-      td(p.quantity.isZero() ? null : h('a', { class: 'btn btn-small', href: `/markets/${p.instrument.symbol}?account=${accountId}&close=1` }, 'Close…')));
-  }, h('span', {}, 'No positions. ', h('a', { href: '/markets' }, 'Pick an instrument'), ' to place an order.'));
+      td(p.quantity.isZero() ? null : close));
+  }, isLive(account)
+    ? h('span', {}, 'No positions. ', h('a', { href: '#trade' }, 'Use the order ticket'), ' to place an order at the venue.')
+    : h('span', {}, 'No positions. ', h('a', { href: '/markets' }, 'Pick an instrument'), ' to place an order.'));
 }
 
 const rerender = perFrame(() => {
@@ -68,6 +82,7 @@ async function refreshSummary() {
   try {
     portfolio.loadSummary(await get(base));
     syncSwitch();
+    syncTicket();
     rerender();
   } catch (e) {
     if (e.code !== 'unavailable') reportError('Could not refresh the account', e);
@@ -223,6 +238,170 @@ limitsForm.addEventListener('submit', async (e) => {
   }
 });
 
+// -- live venue accounts --------------------------------------------------------------
+
+let ticket = null;
+let limits = null;
+let venueStatus = null;
+let venueTries = 0;
+
+/** The title, where the orders go, and what stops the account from trading. */
+function renderHeader() {
+  put($('#account-title'), account.name, ' ', ...venueBadges(account));
+  if (isLive(account)) {
+    const number = account.live?.venue_account ? ` (account ${account.live.venue_account})` : '';
+    put($('#account-sub'), `Account #${account.id} · base currency ${account.base_currency} · trades at ${whereText(account)}${number} · symbols ${(account.live?.symbols ?? []).join(', ')}`);
+  } else {
+    put($('#account-sub'), `Account #${account.id} · base currency ${account.base_currency} · trades on the simulated paper market`);
+  }
+  const notice = liveNotice(account, { onConfirmed: (updated) => reloadAccount(updated) });
+  const slot = $('#live-notice');
+  put(slot, notice);
+  slot.hidden = !notice;
+}
+
+/** The account as the server has it now (after a confirmation, or a refusal that says it changed). */
+async function reloadAccount(updated = null) {
+  const list = await accounts({ refresh: true }).catch(() => null);
+  account = updated ?? list?.find((a) => a.id === accountId) ?? account;
+  renderHeader();
+  syncTicket();
+}
+
+/** The stricter of two kill-switch states. */
+function stricter(a, b) {
+  const rank = { active: 0, reducing: 1, halted: 2 };
+  return (rank[a] ?? 0) >= (rank[b] ?? 0) ? a : b;
+}
+
+function syncTicket() {
+  if (!ticket) return;
+  const summary = portfolio.summary;
+  ticket.setAccount(account, summary, limits);
+  const held = summary.positions.find((p) => p.instrument === ticket.instrument.id || p.symbol === ticket.instrument.symbol);
+  ticket.setPosition(held?.quantity ?? '0');
+  ticket.setTradingState(stricter(accountTradingState(accountId), summary.trading_state), session.canTrade);
+}
+
+function chosenInstrument() {
+  return lookup.own.find((i) => i.symbol === $('#order-symbol').value) ?? lookup.own[0];
+}
+
+function setupTicket() {
+  const select = $('#order-symbol');
+  put(select, ...lookup.own.map((i) => h('option', { value: i.symbol }, i.symbol)));
+  // No live quotes reach this page: a limit order is the sensible default.
+  $('#order-type').value = 'limit';
+  ticket = new Ticket($('#ticket-form'), chosenInstrument(), {
+    onPlaced: () => refreshSoon(),
+    onRefused: () => reloadAccount(),
+  });
+  select.addEventListener('change', () => {
+    ticket.setInstrument(chosenInstrument());
+    syncTicket();
+  });
+  syncTicket();
+}
+
+/** "Close…" on a live position: its ticket, filled in to close it. */
+function prefillClose(symbol) {
+  $('#order-symbol').value = symbol;
+  ticket.setInstrument(chosenInstrument());
+  syncTicket();
+  ticket.prefillClose();
+  $('#trade').scrollIntoView({ block: 'start' });
+  $('#order-quantity').focus();
+}
+
+const nonZero = (m) => !Dec.of(m).isZero();
+
+function renderVenue() {
+  const v = venueStatus;
+  put($('#venue-meta'), v.last_reconciled
+    ? ['Last reconciled ', timeEl(v.last_reconciled), ` · ${v.corrections} correction${v.corrections === 1 ? '' : 's'} applied since the server started`]
+    : 'Not reconciled yet: the first reconciliation runs as the account starts.');
+  const diff = $('#venue-differences');
+  diff.hidden = v.differences.length === 0;
+  put(diff, v.differences.length === 0 ? null : [
+    h('p', {}, h('strong', {}, 'Close-only: the venue and this account differ. '),
+      'The last reconciliation found what nothing here explains, so only orders that reduce a position are accepted. Check the account at the venue; once the difference is understood, set the kill switch above back to active.'),
+    h('ul', {}, v.differences.map((d) => h('li', {}, d)))]);
+  const error = $('#venue-error');
+  error.hidden = !v.last_error;
+  put(error, v.last_error ? [h('strong', {}, 'Last error: '), v.last_error] : null);
+  const held = v.balances.filter((b) => nonZero(b.total) || nonZero(b.available));
+  fillRows($('#venue-balances tbody'), held, (b) => h('tr', { 'data-currency': b.currency },
+    td(b.currency), td(fmtNum(b.total), { num: true }), td(fmtNum(b.available), { num: true })),
+  v.last_reconciled ? 'Nothing held at the venue.' : 'Not reported yet.');
+  fillRows($('#venue-positions tbody'), v.positions, (p) => h('tr', { 'data-symbol': p.symbol },
+    td(h('span', { class: 'mono' }, p.symbol)), td(fmtNum(p.quantity), { num: true })),
+  v.last_reconciled ? 'No positions in this account’s symbols.' : 'Not reported yet.');
+}
+
+async function loadVenue() {
+  let status;
+  try {
+    status = await get(`${base}/venue`);
+  } catch (e) {
+    put($('#venue-meta'), `Could not load what the venue reported. ${explain(e)}`);
+    return;
+  }
+  const newPass = status.last_reconciled !== venueStatus?.last_reconciled;
+  venueStatus = status;
+  renderVenue();
+  // The first reconciliation brings the venue's cash in: show it as it lands.
+  if (!status.last_reconciled && venueTries++ < 60) setTimeout(loadVenue, 1000);
+  else if (newPass) refreshSummary();
+}
+
+let venueTimer = null;
+function loadVenueSoon() {
+  clearTimeout(venueTimer);
+  venueTimer = setTimeout(loadVenue, 1000);
+}
+
+/** What a reconciliation did, in words. */
+function passSummary(pass) {
+  const { reports, differences, cash_adjusted: cash } = pass;
+  const lines = [
+    reports ? `${reports} correction${reports === 1 ? '' : 's'} applied (acknowledgements, fills or cancels this account had missed).` : 'Nothing to correct: orders and fills matched.',
+    cash.length
+      ? `Cash moved to the venue’s balance: ${cash.map(([c, m]) => `${c} ${fmtNum(m, 2, { sign: true })}`).join(', ')}.`
+      : 'Cash matched the venue.',
+    differences.length
+      ? `${differences.length} difference${differences.length === 1 ? '' : 's'} nothing explains (listed above): the account is now close-only.`
+      : 'No differences.',
+  ];
+  return h('div', { class: `result-box ${differences.length ? 'refused' : 'ok'}`, role: 'status' },
+    h('strong', {}, 'Reconciled. '), lines.join(' '));
+}
+
+$('#reconcile-now').addEventListener('click', (e) => busy(e.currentTarget, async () => {
+  const out = $('#reconcile-result');
+  put(out, h('p', { class: 'small muted' }, `Asking ${venueName(account.venue)}…`));
+  try {
+    const pass = await post(`${base}/reconcile`);
+    put(out, passSummary(pass));
+    await Promise.all([loadVenue(), refreshSummary(), loadOrdersAndFills()]);
+  } catch (err) {
+    // 503: the venue could not be read; its words say why.
+    const why = err.code === 'unavailable' && err.detail ? `${err.detail}.` : explain(err);
+    put(out, h('div', { class: 'result-box refused', role: 'alert' }, h('strong', {}, 'Not reconciled; nothing changed. '), why));
+  }
+}));
+
+async function startLive() {
+  $('#live-section').hidden = false;
+  $('#trade-link').href = '#trade';
+  limits = await get(`${base}/risk-limits`).catch(() => null);
+  setupTicket();
+  await loadVenue();
+  live.subscribe('orders', (m) => {
+    if (m.account === accountId) loadVenueSoon();
+  });
+  setInterval(loadVenue, 30_000);
+}
+
 // -- start ----------------------------------------------------------------------------
 
 async function loadOrdersAndFills() {
@@ -247,14 +426,15 @@ async function start() {
   }
   rememberAccount(accountId);
   document.title = `${account.name} · tradecore`;
-  put($('#account-title'), account.name, ' ',
-    h('span', { class: account.venue === 'paper' ? 'badge' : 'badge badge-live' }, account.venue === 'paper' ? 'Paper' : 'LIVE'));
-  put($('#account-sub'), `Account #${account.id} · base currency ${account.base_currency} · trades on ${account.venue === 'paper' ? 'the simulated paper market' : account.venue}`);
+  const liveAccount = isLive(account);
+  if (liveAccount) lookup = await lookupFor(account, lookup);
+  renderHeader();
   $('#trade-link').href = `/markets?account=${accountId}`;
   $('#orders-link').href = `/orders?account=${accountId}`;
-  portfolio = new Portfolio(lookup);
+  portfolio = new Portfolio(lookup, { fromServer: liveAccount });
   portfolio.loadSummary(await get(base));
   syncSwitch();
+  if (liveAccount) await startLive();
   markViewOnly();
   renderFigures();
   const currencies = portfolio.currencyRows().map((r) => r.currency);
@@ -269,12 +449,15 @@ async function start() {
 
   live.subscribe('positions', (m) => {
     if (m.account !== accountId) return;
+    // A live account's figures are the server's: fetch them again.
+    if (portfolio.fromServer) return refreshSoon();
     portfolio.applyPositions(m.data);
     rerender();
   });
   live.subscribe('balances', (m) => {
     if (m.account !== accountId) return;
     portfolio.applyBalances(m.data);
+    if (portfolio.fromServer) refreshSoon();
     rerender();
   });
   live.subscribe('fills', (m) => {
@@ -291,7 +474,8 @@ async function start() {
     else openOrders.delete(order.id);
     renderOrders();
   });
-  for (const instrument of lookup.list) {
+  // Quotes are the paper market's; a live account's marks come with its summary.
+  for (const instrument of liveAccount ? [] : lookup.list) {
     live.subscribe(`quotes:${instrument.symbol}`, (m) => {
       if (!portfolio.positions.has(m.data.instrument)) return;
       portfolio.applyQuote(m.data);
@@ -302,7 +486,10 @@ async function start() {
     refreshSummary();
     loadOrdersAndFills().catch((e) => reportError('Could not reload orders', e));
   });
-  onTrading(() => refreshSummary());
+  onTrading(() => {
+    refreshSummary();
+    if (liveAccount) loadVenueSoon();
+  });
   // Day changes and deposits move the day's baseline; the summary has it.
   setInterval(refreshSummary, 30_000);
 }

@@ -2,7 +2,7 @@
 // fills, the latest quote, the order ticket, and the user's open orders
 // and fills on it.
 
-import { accountPicker, accountTradingState, instruments, live, onTrading, reportError, session } from '../app.js';
+import { accountPicker, accountTradingState, instruments, isLive, live, onTrading, reportError, session } from '../app.js';
 import { get } from '../api.js';
 import { $, fillRows, put } from '../dom.js';
 import { fmtNum, timeEl, words } from '../format.js';
@@ -97,24 +97,34 @@ function showQuote(q) {
 
 // -- the account's orders and fills here ---------------------------------------------------
 
+/** What the tables say when they have no rows for the chosen account. */
+function emptyText(what) {
+  if (!account) return 'No account yet.';
+  // A live account trades its venue symbols, never the paper market's.
+  if (isLive(account)) return `“${account.name}” is a live account: it does not trade this simulated instrument.`;
+  return `No ${what} on this instrument${what === 'fills' ? ' yet' : ''}.`;
+}
+
 function renderOrders() {
   const list = [...openOrders.values()].filter((o) => o.instrument === instrument.id).sort((a, b) => b.id - a.id);
   fillRows($('#instrument-orders tbody'), list,
     (o) => orderRow(o, lookup, { canTrade: session.canTrade, onCancel: (order, button) => cancelOrder(account.id, order, button, lookup) }),
-    account ? 'No open orders on this instrument.' : 'No account yet.');
+    emptyText('open orders'));
 }
 
 function renderFills() {
-  fillRows($('#instrument-fills tbody'), fills.slice(0, 50), (f) => fillRow(f, lookup),
-    account ? 'No fills on this instrument yet.' : 'No account yet.');
+  fillRows($('#instrument-fills tbody'), fills.slice(0, 50), (f) => fillRow(f, lookup), emptyText('fills'));
   markFills();
 }
 
 async function loadAccount() {
   openOrders.clear();
   fills = [];
-  if (!account) {
-    ticket.setAccount(null, null, null);
+  if (!account || isLive(account)) {
+    // A live account's ticket is on its own page, with its venue symbols.
+    ticket.setAccount(account, null, null);
+    ticket.setPosition('0');
+    if (account) ticket.setTradingState(accountTradingState(account.id), session.canTrade);
     renderOrders();
     renderFills();
     return;
@@ -138,7 +148,7 @@ async function loadAccount() {
 }
 
 async function refreshSummary() {
-  if (!account) return;
+  if (!account || isLive(account)) return;
   const summary = await get(`/api/v1/accounts/${account.id}`);
   ticket.setAccount(account, summary, ticket.limits);
   const held = summary.positions.find((p) => p.instrument === instrument.id);

@@ -5,7 +5,9 @@ import { accountPicker, instruments, live, reportError, session } from '../app.j
 import { del, explain, get } from '../api.js';
 import { $, busy, confirmDialog, fillRows, h, mountTabs, td, toast } from '../dom.js';
 import { averageFill, cancelOrder, fillRow, isOpen, orderRow } from '../orders.js';
+import { lookupFor } from '../venue.js';
 
+let paper;
 let lookup;
 let account = null;
 const open = new Map();
@@ -24,7 +26,9 @@ function renderOpen() {
   const list = [...open.values()].sort((a, b) => b.id - a.id);
   fillRows($('#open-table tbody'), list,
     (o) => orderRow(o, lookup, { canTrade: session.canTrade, onCancel: (order, button) => cancelOrder(account.id, order, button, lookup) }),
-    h('span', {}, 'No open orders. ', h('a', { href: '/markets' }, 'Place one from an instrument’s page'), '.'));
+    lookup.own && account
+      ? h('span', {}, 'No open orders. ', h('a', { href: `/accounts/${account.id}#trade` }, 'Place one with the account’s order ticket'), '.')
+      : h('span', {}, 'No open orders. ', h('a', { href: '/markets' }, 'Place one from an instrument’s page'), '.'));
   $('#cancel-all').disabled = !session.canTrade || list.length === 0;
 }
 
@@ -111,8 +115,21 @@ $('#fills-more').addEventListener('click', (e) => busy(e.currentTarget, () => lo
 
 // -- start ------------------------------------------------------------------------------
 
+/** The symbol filter: the paper market's, or a live account's venue symbols. */
+function symbolOptions() {
+  const select = $('#filter-symbol');
+  const wanted = lookup.own ? lookup.own.map((i) => i.symbol) : lookup.list.map((i) => i.symbol);
+  const have = [...select.options].slice(1).map((o) => o.value);
+  if (wanted.join('\n') === have.join('\n')) return;
+  if (!wanted.includes(select.value)) select.value = '';
+  for (const o of [...select.options].slice(1)) o.remove();
+  for (const symbol of wanted) select.append(h('option', { value: symbol }, symbol));
+}
+
 async function loadAll() {
   open.clear();
+  lookup = account ? await lookupFor(account, paper) : paper;
+  symbolOptions();
   if (!account) {
     renderOpen();
     fillRows($('#history-table tbody'), [], historyRow, 'Open an account on the overview page first.');
@@ -126,8 +143,9 @@ async function loadAll() {
 }
 
 async function start() {
-  lookup = await instruments();
-  for (const i of lookup.list) $('#filter-symbol').append(h('option', { value: i.symbol }, i.symbol));
+  paper = await instruments();
+  lookup = paper;
+  symbolOptions();
   account = await accountPicker($('#account-select'), (chosen) => {
     account = chosen;
     loadAll().catch((e) => reportError('Could not load orders', e));
