@@ -136,6 +136,10 @@ pub enum VenueJob {
     Requests { after_seq: u64, requests: Vec<VenueRequest> },
     /// Reconcile now.
     Reconcile { reason: &'static str, reply: Option<oneshot::Sender<Result<PassSummary, String>>> },
+    /// Stop: close the streams and end the task (the server is stopping).
+    /// Needed because the task and its account's actor keep each other's
+    /// queues open.
+    Stop,
 }
 
 /// A symbol a live account trades.
@@ -208,6 +212,11 @@ impl LiveAccount {
     #[must_use]
     pub fn status(&self) -> VenueStatus {
         self.status.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Stops its venue task (and with it the streams) after what is queued.
+    pub fn stop(&self) {
+        let _ = self.jobs.send(VenueJob::Stop);
     }
 
     /// Reconciles now and answers what the pass did.
@@ -466,6 +475,7 @@ impl VenueTask {
                             let _ = reply.send(result);
                         }
                     }
+                    Some(VenueJob::Stop) => break,
                 },
                 event = next_event(&mut feed) => match event {
                     Some(event) => self.on_feed(event, &mut feed).await,

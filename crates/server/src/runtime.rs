@@ -675,8 +675,9 @@ impl Runtime {
 
     /// Flushes every account's journal and stops the writer.
     pub async fn shutdown(&self) {
-        // Their venue tasks stop with their queues.
-        self.live.write().await.clear();
+        for live in self.live.write().await.drain().map(|(_, l)| l) {
+            live.stop();
+        }
         let handles: Vec<AccountHandle> = self.accounts.write().await.drain().map(|(_, h)| h).collect();
         for handle in &handles {
             if let Err(e) = handle.flush().await {

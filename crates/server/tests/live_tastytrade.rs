@@ -20,6 +20,24 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use store::testing::TestDatabase;
 use venue_fakes::tastytrade::{ACCOUNT, CLIENT_SECRET, FakeOrder, FakeTasty, FaultAction, REFRESH_TOKEN};
+use venue_fakes::tastytrade_ws::{FakeAccountStreamer, FakeDxLink, TokenCheck};
+
+/// The venue's streams: the account streamer (it checks our access tokens
+/// with the REST fake) and DXLink (it takes the quote token the REST fake
+/// issues).
+struct Streams {
+    account: FakeAccountStreamer,
+    dxlink: FakeDxLink,
+}
+
+impl Streams {
+    async fn start(rest: &FakeTasty) -> Self {
+        let account = FakeAccountStreamer::start(TokenCheck::Rest(rest.url.clone())).await;
+        let dxlink = FakeDxLink::start(Duration::from_secs(60), None).await;
+        dxlink.allow_token("dxlink-secret-token");
+        Self { account, dxlink }
+    }
+}
 
 const KEY: &str = "8f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8";
 /// The fake does not check the client id (TastyTrade's grant needs the
@@ -39,12 +57,14 @@ fn orders_path() -> String {
     format!("/accounts/{ACCOUNT}/orders")
 }
 
-async fn start(db: &TestDatabase, fake: &FakeTasty) -> Server {
+async fn start(db: &TestDatabase, fake: &FakeTasty, streams: &Streams) -> Server {
     common::start_with(
         db,
         &[
             ("TRADECORE_TRADING__CREDENTIALS_KEY", KEY),
             ("TRADECORE_VENUES__TASTYTRADE_API_URL", &fake.url),
+            ("TRADECORE_VENUES__TASTYTRADE_STREAMER_URL", &streams.account.url),
+            ("TRADECORE_VENUES__TASTYTRADE_DXLINK_URL", &streams.dxlink.url),
             // Short, so the tests of unknown outcomes are quick.
             ("TRADECORE_VENUES__SETTLE_DELAY_MS", "200"),
             // Reconciliations happen when the tests ask (and on start).
@@ -158,8 +178,8 @@ fn at_venue(fake: &FakeTasty, external_identifier: &str) -> FakeOrder {
     fake.order_with_external_id(external_identifier).unwrap()
 }
 
-async fn link_and_open(db: &TestDatabase, fake: &FakeTasty) -> (Server, User, i64) {
-    let server = start(db, fake).await;
+async fn link_and_open(db: &TestDatabase, fake: &FakeTasty, streams: &Streams) -> (Server, User, i64) {
+    let server = start(db, fake, streams).await;
     let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
     let (status, credential) = admin
         .post(
@@ -234,7 +254,8 @@ async fn link_and_open(db: &TestDatabase, fake: &FakeTasty) -> (Server, User, i6
 async fn trades_by_hand_and_reconciles(backend: &str) {
     let db = TestDatabase::create(backend, "live_tastytrade").await;
     let fake = FakeTasty::start(900).await;
-    let (server, admin, account) = link_and_open(&db, &fake).await;
+    let streams = Streams::start(&fake).await;
+    let (server, admin, account) = link_and_open(&db, &fake, &streams).await;
     let place = orders_path();
 
     // Balances and positions as the venue has them: the 10 SPY and the 2
@@ -356,7 +377,7 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     fake.fill_now(sent.id, "180.00");
     let cash = cash + money("1800");
     for _ in 0..2 {
-        let server = start(&db, &fake).await;
+        let server = start(&db, &fake, &streams).await;
         let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
         let venue = reconciled(&admin, account).await;
         assert_eq!(venue["differences"], json!([]), "{venue}");
@@ -372,7 +393,7 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
         server.stop().await;
     }
 
-    let server = start(&db, &fake).await;
+    let server = start(&db, &fake, &streams).await;
     let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
     reconciled(&admin, account).await;
 
@@ -406,6 +427,44 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     assert_eq!(summary["differences"], json!([]), "{summary}");
     assert_eq!(summary["reports"], 0, "{summary}");
 
+    // Live updates: the order fills at the venue and the account streamer
+    // says so; the account follows without being asked to reconcile.
+    let streamed = submitted(&admin, account, limit("stream-1", "AAPL", "buy", "2", "170.00")).await;
+    wait_status(&admin, account, streamed, "accepted").await;
+    let sent = at_venue(&fake, "stream-1");
+    fake.make_live(sent.id);
+    fake.fill_now(sent.id, "170.00");
+    let notice = json!({"id": sent.id, "account-number": ACCOUNT, "time-in-force": "Day", "order-type": "Limit",
+        "size": 2, "underlying-symbol": "AAPL", "price": "170.0", "price-effect": "Debit", "status": "Filled",
+        "cancellable": false, "editable": false, "edited": false, "external-identifier": "stream-1",
+        "legs": [{"instrument-type": "Equity", "symbol": "AAPL", "quantity": 2, "remaining-quantity": 0,
+                  "action": "Buy to Open", "fills": []}]});
+    let mut pushed = 0;
+    for _ in 0..100 {
+        pushed = streams.account.push("Order", &notice.to_string());
+        if pushed > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(pushed, 1, "the server's account streamer connection is subscribed to the account");
+    wait_status(&admin, account, streamed, "filled").await;
+    assert_eq!(position(&admin, account, "AAPL").await, q("5"));
+
+    // DXLink quotes mark the account's AAPL position.
+    let mut marked = false;
+    for _ in 0..100 {
+        streams.dxlink.publish("Quote", "AAPL", &[("bidPrice", "171"), ("askPrice", "171.1")]);
+        let (_, view) = admin.get(&format!("/api/v1/accounts/{account}")).await;
+        let aapl = view["positions"].as_array().and_then(|p| p.iter().find(|p| p["symbol"] == "AAPL").cloned());
+        if aapl.is_some_and(|p| p["mark"] == "171.05") {
+            marked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(marked, "no DXLink quote marked the position");
+
     // SPY shares arrive at the venue from elsewhere: nothing explains them,
     // so the account becomes close-only and says why.
     {
@@ -424,7 +483,7 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     let venue = reconciled(&admin, account).await;
     assert_eq!(venue["differences"].as_array().unwrap().len(), 1, "{venue}");
     assert_eq!(venue_position(&venue, "SPY"), q("15"));
-    assert_eq!(fake.count(&Method::POST, &place), 7, "nothing more sent");
+    assert_eq!(fake.count(&Method::POST, &place), 8, "nothing more sent");
     server.stop().await;
 }
 
