@@ -262,6 +262,28 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     assert_eq!(summary["cash_adjusted"], json!([]), "cash already matches: {summary}");
     assert_eq!(usdt(&admin, account).await, Money::from_int(9_500));
 
+    // The kill switches apply as on paper: nothing reaches the venue.
+    let sent_before = fake.orders().len();
+    let (status, body) = admin
+        .call(Method::PUT, &format!("/api/v1/accounts/{account}/kill-switch"), Some(json!({"state": "halted"})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, problem) = submit(&admin, account, limit("halted-1", "buy", "0.01", "50000")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["code"], "kill_switch_account", "{problem}");
+    let (status, body) = admin.call(Method::PUT, "/api/v1/kill-switch", Some(json!({"state": "halted"}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = admin
+        .call(Method::PUT, &format!("/api/v1/accounts/{account}/kill-switch"), Some(json!({"state": "active"})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, problem) = submit(&admin, account, limit("halted-2", "buy", "0.01", "50000")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["code"], "kill_switch_global", "{problem}");
+    let (status, body) = admin.call(Method::PUT, "/api/v1/kill-switch", Some(json!({"state": "active"}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(fake.orders().len(), sent_before, "refused orders never reach the venue");
+
     // A resting order cancelled at the venue is reflected.
     let (status, resting) = submit(&admin, account, limit("rest-1", "buy", "0.01", "40000")).await;
     assert_eq!(status, StatusCode::CREATED, "{resting}");
