@@ -4,7 +4,8 @@
 //! tokens and order JSON): linking a sandbox credential to an account
 //! number, the owner's confirmation, trading shares and an equity option by
 //! hand (orders carry our client order id as `external-identifier`; fills
-//! come with a reconciliation), a venue-side cancel, fills that happen while
+//! come with a reconciliation, with the fees of their Trade transactions),
+//! a venue-side cancel, fills that happen while
 //! the server is down (applied exactly once), placements whose outcome is
 //! unknown (found, or confirmed absent, never sent twice), and a difference
 //! nothing explains (alert, close-only).
@@ -51,6 +52,17 @@ const PUT: &str = "SPY   231215P00452500";
 /// The cash balance the fake starts with.
 fn start_cash() -> Money {
     Money::parse("25000.125").unwrap()
+}
+
+/// The fake's fee schedule (its dry runs' and its Trade transactions'):
+/// shares pay 0.0008 a share clearing; options 0.10 a contract clearing,
+/// plus 1.00 a contract commission to open.
+fn share_fee(shares: i64) -> Money {
+    Money::from_int(shares).mul_div(8, 10_000)
+}
+
+fn option_open_fee(contracts: i64) -> Money {
+    Money::from_int(contracts).mul_div(1, 10) + Money::from_int(contracts)
 }
 
 fn orders_path() -> String {
@@ -304,7 +316,8 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     assert_eq!((sent.legs[0].symbol.as_str(), sent.legs[0].action.as_str()), ("AAPL", "Buy to Open"));
     assert_eq!(sent.legs[0].quantity, q("10"));
     // It goes live, then fills at the venue: the fill comes with the next
-    // reconciliation, once, and the cash follows without an adjustment.
+    // reconciliation, once, with the fee of its Trade transaction, and the
+    // cash (less that fee, as at the venue) follows without an adjustment.
     fake.make_live(sent.id);
     let summary = reconcile(&admin, account).await;
     assert_eq!(summary["reports"], 0, "{summary}");
@@ -320,13 +333,15 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     assert_eq!(filled.len(), 1, "{filled:?}");
     assert_eq!(money(filled[0]["price"].as_str().unwrap()), money("170"), "{filled:?}");
     assert_eq!(q(filled[0]["quantity"].as_str().unwrap()), q("10"), "{filled:?}");
-    assert_eq!(money(filled[0]["fee"].as_str().unwrap()), Money::ZERO, "TastyTrade reports fees apart: {filled:?}");
+    assert_eq!(money(filled[0]["fee"].as_str().unwrap()), share_fee(10), "0.008: {filled:?}");
+    assert_eq!(share_fee(10), money("0.008"));
     let summary = reconcile(&admin, account).await;
     assert_eq!(summary["reports"], 0, "the fill applied once: {summary}");
     assert_eq!(summary["differences"], json!([]), "{summary}");
     assert_eq!(fills(&admin, account).await.len(), 1);
-    let cash = start_cash() - money("1700");
+    let cash = start_cash() - money("1700") - share_fee(10);
     assert_eq!(usd(&admin, account).await, cash);
+    assert_eq!(cash, money("23300.117"));
     let venue = reconciled(&admin, account).await;
     assert_eq!(venue_position(&venue, "AAPL"), q("10"));
 
@@ -343,8 +358,13 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     assert_eq!(summary["cash_adjusted"], json!([]), "the multiplier counted as the venue counts it: {summary}");
     assert_eq!(order_status(&admin, account, call).await, "filled");
     assert_eq!(position(&admin, account, CALL).await, q("1"));
-    let cash = cash - money("2650");
+    let filled = fills(&admin, account).await;
+    let call_fill = filled.iter().find(|f| money(f["price"].as_str().unwrap()) == money("26.5")).unwrap();
+    assert_eq!(money(call_fill["fee"].as_str().unwrap()), option_open_fee(1), "1.10: {filled:?}");
+    assert_eq!(option_open_fee(1), money("1.1"));
+    let cash = cash - money("2650") - option_open_fee(1);
     assert_eq!(usd(&admin, account).await, cash);
+    assert_eq!(cash, money("20649.017"));
 
     // A resting order cancelled at the venue is reflected.
     let resting = submitted(&admin, account, limit("rest-1", "AAPL", "buy", "5", "160.00")).await;
@@ -375,7 +395,8 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     fake.make_live(sent.id);
     server.stop().await;
     fake.fill_now(sent.id, "180.00");
-    let cash = cash + money("1800");
+    let cash = cash + money("1800") - share_fee(10);
+    assert_eq!(cash, money("22449.009"));
     for _ in 0..2 {
         let server = start(&db, &fake, &streams).await;
         let admin = User::sign_in(&server.base, "admin", ADMIN_PASSWORD).await;
@@ -385,7 +406,10 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
         assert_eq!(order_status(&admin, account, sell).await, "filled");
         assert_eq!(position(&admin, account, "AAPL").await, Quantity::ZERO);
         assert_eq!(venue_position(&venue, "AAPL"), Quantity::ZERO);
-        assert_eq!(fills(&admin, account).await.len(), 3, "the fill counted exactly once");
+        let filled = fills(&admin, account).await;
+        assert_eq!(filled.len(), 3, "the fill counted exactly once");
+        let sell_fill = filled.iter().find(|f| money(f["price"].as_str().unwrap()) == money("180")).unwrap();
+        assert_eq!(money(sell_fill["fee"].as_str().unwrap()), share_fee(10), "{filled:?}");
         assert_eq!(usd(&admin, account).await, cash);
         let summary = reconcile(&admin, account).await;
         assert_eq!(summary["reports"], 0, "{summary}");

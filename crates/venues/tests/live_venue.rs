@@ -75,6 +75,8 @@ struct Harness {
     tif: TimeInForce,
     /// The position in `symbol` before any test order.
     start_position: Quantity,
+    /// The fee of a fill of `filling` × `qty`, and its currency.
+    fill_fee: (&'static str, &'static str),
     /// Fills at or after this are read (the TastyTrade fake stamps every
     /// fill 2026-06-09T15:30Z).
     since: Timestamp,
@@ -101,6 +103,8 @@ async fn binance() -> Harness {
         qty: "0.001",
         tif: TimeInForce::Gtc,
         start_position: q("1"),
+        // Commission 0.1 % in the base asset on a buy.
+        fill_fee: ("0.000001", "BTC"),
         since: Timestamp::from_nanos((now_ms - 60_000) * 1_000_000),
         place_path: BINANCE_ORDER,
     }
@@ -126,6 +130,8 @@ async fn tasty() -> Harness {
         qty: "10",
         tif: TimeInForce::Day,
         start_position: Quantity::ZERO,
+        // From the fill's Trade transaction: clearing 0.0008 a share.
+        fill_fee: ("0.008", "USD"),
         since: Timestamp::parse("2026-06-09T00:00:00Z").unwrap(),
         place_path: TASTY_ORDERS,
     }
@@ -301,6 +307,8 @@ async fn snapshot_after_fills_lists_fills_with_stable_trade_ids_and_positions() 
         assert_eq!(fill.venue_order_id, venue_order_id, "{name}");
         assert_eq!(fill.quantity, q(h.qty), "{name}");
         assert!(fill.price.is_positive(), "{name}");
+        assert_eq!(fill.fee, Money::parse(h.fill_fee.0).unwrap(), "{name}: the fill carries its fee");
+        assert_eq!(fill.fee_currency.as_str(), h.fill_fee.1, "{name}");
 
         let again = h.venue.snapshot(&ours, &symbols, h.since).await.unwrap();
         assert_eq!(again.fills, snap.fills, "{name}: trade ids are stable");
@@ -387,7 +395,8 @@ async fn tasty_trade_ids_are_stable_hashes_of_fill_ids() {
     assert_eq!(fills.len(), 1);
     // The fake's first fill is "fill-id": "f1".
     assert_eq!(fills[0].trade_id, tasty_trade_id("f1"));
-    assert_eq!(fills[0].fee, Money::ZERO);
+    // Its Trade transaction's fees: 10 shares x 0.0008 clearing.
+    assert_eq!(fills[0].fee, Money::parse("0.008").unwrap());
     assert_eq!(fills[0].fee_currency.as_str(), "USD");
     assert_eq!(fills[0].liquidity, None);
     // A fresh venue (another process) derives the same id.
@@ -398,6 +407,78 @@ async fn tasty_trade_ids_are_stable_hashes_of_fill_ids() {
         ACCOUNT,
     );
     assert_eq!(other.fills_since(h.since, &[]).await.unwrap(), fills);
+}
+
+#[tokio::test]
+async fn tasty_fills_carry_the_fees_of_their_transactions() {
+    let h = tasty().await;
+    let Fake::Tasty(fake) = &h.fake else { unreachable!() };
+    let money = |s: &str| Money::parse(s).unwrap();
+    let fee_of = |fills: &[venues::live::LiveFill], venue_order_id: &str| {
+        let f: Vec<_> = fills.iter().filter(|f| f.venue_order_id == venue_order_id).collect();
+        assert_eq!(f.len(), 1, "{fills:?}");
+        (f[0].trade_id, f[0].fee)
+    };
+
+    // An option to open: 3 contracts, 0.10 clearing and 1.00 commission each,
+    // matched by the execution id.
+    let call = order("t-call", Side::Buy, OrderType::Limit { price: p("26.50") }, TimeInForce::Day, "3");
+    let call_id = match h.venue.place(&call, "AAPL  240119C00150000").await.unwrap() {
+        PlaceResult::Placed { venue_order_id, fills, .. } => {
+            assert!(fills.is_empty());
+            venue_order_id
+        }
+        other => panic!("{other:?}"),
+    };
+    fake.fill(call_id.parse().unwrap(), "26.50");
+    let fills = h.venue.fills_since(h.since, &[]).await.unwrap();
+    assert_eq!(fee_of(&fills, &call_id).1, money("3.3"));
+    assert!(fills.iter().all(|f| f.fee_currency.as_str() == "USD"));
+
+    // Without execution ids: by quantity, price and time.
+    for t in &mut fake.state().transactions {
+        t.ext_exec_id = None;
+    }
+    let again = h.venue.fills_since(h.since, &[]).await.unwrap();
+    assert_eq!(again, fills, "the same fees, the same trade ids");
+
+    // TastyTrade has not posted the transaction yet: the fill is reported
+    // with a zero fee; once posted, the same fill (same trade id) has it.
+    fake.state().hold_transactions = true;
+    let shares = h.order("t-late", h.filling);
+    let shares_id = h.place(&shares).await;
+    h.fill_at_venue(&shares_id);
+    let early = h.venue.fills_since(h.since, std::slice::from_ref(&h.symbol)).await.unwrap();
+    let (trade_id, fee) = fee_of(&early, &shares_id);
+    assert_eq!(fee, Money::ZERO, "no transaction yet");
+    fake.post_held_transactions();
+    let late = h.venue.fills_since(h.since, std::slice::from_ref(&h.symbol)).await.unwrap();
+    assert_eq!(fee_of(&late, &shares_id), (trade_id, money("0.008")));
+
+    // Two executions booked as one transaction: its fees shared by quantity.
+    {
+        let mut st = fake.state();
+        let id: u64 = shares_id.parse().unwrap();
+        let leg = &mut st.orders.iter_mut().find(|o| o.id == id).unwrap().legs[0];
+        let first = leg.fills[0].clone();
+        leg.fills = vec![
+            fake_tastytrade::FakeFill { id: 901, quantity: q("4"), ..first.clone() },
+            fake_tastytrade::FakeFill { id: 902, quantity: q("6"), ..first },
+        ];
+    }
+    let split = h.venue.fills_since(h.since, std::slice::from_ref(&h.symbol)).await.unwrap();
+    let mut shares_fees: Vec<_> =
+        split.iter().filter(|f| f.venue_order_id == shares_id).map(|f| (f.quantity, f.fee)).collect();
+    shares_fees.sort();
+    assert_eq!(shares_fees, vec![(q("4"), money("0.0032")), (q("6"), money("0.0048"))]);
+
+    // Fills before `since` are not read, nor are transactions asked for
+    // when there is no fill.
+    let path = format!("/accounts/{ACCOUNT}/transactions");
+    let asked = fake.count(&Method::GET, &path);
+    let after = Timestamp::parse("2026-06-10T00:00:00Z").unwrap();
+    assert!(h.venue.fills_since(after, &[]).await.unwrap().is_empty());
+    assert_eq!(fake.count(&Method::GET, &path), asked);
 }
 
 #[tokio::test]

@@ -11,9 +11,9 @@ use model::{
     AssetClass, ClientOrderId, InstrumentId, Money, OrderStatus, OrderType, Price, Quantity, Side, TimeInForce,
 };
 use venues::tastytrade::{
-    Action, CancelOutcome, InstrumentType, NewOrder, OAuthCredentials, OccSymbol, PendingAction, PlaceOutcome,
+    Action, CancelOutcome, Date, InstrumentType, NewOrder, OAuthCredentials, OccSymbol, PendingAction, PlaceOutcome,
     PositionEffect, PriceEffect, ReplaceOutcome, Replacement, Settlement, TastyClient, TastyConfig, TastyError,
-    TastyOrder, TastyOrderStatus, TastyOrderType,
+    TastyOrder, TastyOrderStatus, TastyOrderType, TransactionQuery,
 };
 
 const ORDERS: &str = "/accounts/5WT00001/orders";
@@ -329,7 +329,8 @@ async fn live_and_filled_transitions_and_positions() {
     let positions = c.positions(ACCOUNT).await.unwrap();
     let pos = positions.iter().find(|p| p.symbol == OPTION).unwrap();
     assert_eq!(pos.quantity, q("3"));
-    assert_eq!(c.balances(ACCOUNT).await.unwrap().cash_balance, money("24265.125"), "25000.125 - 3 x 2.45 x 100");
+    // 25000.125 - 3 x 2.45 x 100, less the fees: 3 x 0.10 clearing + 3 x 1.00 commission to open.
+    assert_eq!(c.balances(ACCOUNT).await.unwrap().cash_balance, money("24261.825"));
     // A filled order can no longer be cancelled; the error names the endpoint and code.
     let err = c.cancel_order(ACCOUNT, id).await.unwrap_err();
     assert!(
@@ -337,6 +338,98 @@ async fn live_and_filled_transitions_and_positions() {
             if code == "order_not_cancellable" && endpoint == &format!("DELETE {ORDERS}/{id}")),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn transactions_are_typed_paged_and_carry_signed_fees() {
+    let fake = FakeTasty::start(900).await;
+    // settle_page_size 2: three trades come in two pages.
+    let c = client(&fake);
+    let shares = equity_order("tx-1", Side::Buy, PositionEffect::Open, "10", OrderType::Market, TimeInForce::Day);
+    let shares_id = place(&c, &shares).await.id.unwrap();
+    fake.fill(shares_id, "175.00");
+    let open = option_order("tx-2", Side::Buy, PositionEffect::Open, "3", OrderType::Limit { price: p("2.45") });
+    let open_id = place(&c, &open).await.id.unwrap();
+    fake.fill(open_id, "2.45");
+    let close = option_order("tx-3", Side::Sell, PositionEffect::Close, "1", OrderType::Limit { price: p("2.5") });
+    let close_id = place(&c, &close).await.id.unwrap();
+    fake.fill(close_id, "2.50");
+
+    let start = Date::parse_iso("2026-06-08").unwrap();
+    let all = c.transactions(ACCOUNT, &TransactionQuery::trades_since(start)).await.unwrap();
+    let path = format!("/accounts/{ACCOUNT}/transactions");
+    assert_eq!(fake.count(&Method::GET, &path), 2, "two pages of two");
+    assert!(fake.state().log.iter().filter(|l| l.path == path).all(|l| l.status == 200 && l.user_agent.is_some()));
+    assert_eq!(all.len(), 3);
+    // Newest first: the same fill time, so by id.
+    assert_eq!(all.iter().map(|t| t.order_id.unwrap()).collect::<Vec<_>>(), vec![close_id, open_id, shares_id]);
+    let at = model::Timestamp::parse("2026-06-09T15:30:00Z").unwrap();
+    for t in &all {
+        assert!(t.is_trade(), "{t:?}");
+        assert_eq!(t.account_number.as_deref(), Some(ACCOUNT));
+        assert_eq!(t.executed_at, Some(at));
+        assert_eq!(t.transaction_date.as_deref(), Some("2026-06-09"));
+        assert!(t.is_estimated_fee);
+        assert!(t.ext_exec_id.is_some());
+    }
+    let [sold, bought, aapl] = [&all[0], &all[1], &all[2]];
+
+    // Shares: 0.0008/share clearing, no commission; the value is a debit.
+    assert_eq!(aapl.symbol.as_deref(), Some("AAPL"));
+    assert_eq!(aapl.instrument_type, Some(InstrumentType::Equity));
+    assert_eq!(aapl.action, Some(Action::BuyToOpen));
+    assert_eq!((aapl.quantity, aapl.price), (Some(q("10")), Some(p("175"))));
+    assert_eq!(aapl.value.as_ref().unwrap().signed(), money("-1750"));
+    assert_eq!(aapl.clearing_fees.as_ref().unwrap().effect, PriceEffect::Debit);
+    assert_eq!(aapl.commission.as_ref().unwrap().amount, Money::ZERO);
+    assert_eq!(aapl.fee_cost(), money("0.008"));
+    assert_eq!(aapl.net_value.as_ref().unwrap().signed(), money("-1750.008"));
+
+    // Options to open: 0.10 clearing and 1.00 commission a contract; to
+    // close, clearing only. A sale's value is a credit, less the fees.
+    assert_eq!(bought.symbol.as_deref(), Some(OPTION));
+    assert_eq!(bought.underlying_symbol.as_deref(), Some("AAPL"));
+    assert_eq!(bought.instrument_type, Some(InstrumentType::EquityOption));
+    assert_eq!(bought.value.as_ref().unwrap().signed(), money("-735"));
+    assert_eq!(bought.commission.as_ref().unwrap().signed(), money("-3"));
+    assert_eq!(bought.fee_cost(), money("3.3"));
+    assert_eq!(sold.action, Some(Action::SellToClose));
+    assert_eq!(sold.transaction_sub_type.as_deref(), Some("Sell to Close"));
+    assert_eq!(sold.fee_cost(), money("0.1"));
+    assert_eq!(sold.net_value.as_ref().unwrap().signed(), money("249.9"));
+    // The fees left the cash balance with the values.
+    let cash = c.balances(ACCOUNT).await.unwrap().cash_balance;
+    assert_eq!(cash, money("25000.125") - money("1750") - money("735") + money("250") - money("3.408"));
+
+    // Oldest first, one page, filters.
+    let asc = TransactionQuery { ascending: true, per_page: Some(10), ..TransactionQuery::trades_since(start) };
+    let (page, more) = c.transactions_page(ACCOUNT, &asc, 0).await.unwrap();
+    assert!(!more);
+    assert_eq!(page.iter().map(|t| t.id).collect::<Vec<_>>(), all.iter().rev().map(|t| t.id).collect::<Vec<_>>());
+    let option_only = TransactionQuery { symbol: Some(OPTION.into()), ..TransactionQuery::trades_since(start) };
+    assert_eq!(c.transactions(ACCOUNT, &option_only).await.unwrap().len(), 2);
+    let later = TransactionQuery::trades_since(Date::parse_iso("2026-06-10").unwrap());
+    assert!(c.transactions(ACCOUNT, &later).await.unwrap().is_empty());
+    let until = TransactionQuery { end_date: Date::parse_iso("2026-06-08"), ..TransactionQuery::default() };
+    assert!(c.transactions(ACCOUNT, &until).await.unwrap().is_empty());
+    let money_moves =
+        TransactionQuery { transaction_type: Some("Money Movement".into()), ..TransactionQuery::default() };
+    assert!(c.transactions(ACCOUNT, &money_moves).await.unwrap().is_empty());
+
+    // Effects apply: a regulatory rebate (Credit) lowers the cost.
+    fake.state().transactions.iter_mut().find(|t| t.order_id == shares_id).unwrap().regulatory_fees = money("-0.05");
+    let all = c.transactions(ACCOUNT, &TransactionQuery::trades_since(start)).await.unwrap();
+    let aapl = all.iter().find(|t| t.order_id == Some(shares_id)).unwrap();
+    assert_eq!(aapl.regulatory_fees.as_ref().unwrap().effect, PriceEffect::Credit);
+    assert_eq!(aapl.fee_cost(), money("-0.042"), "0.008 paid, 0.05 rebated");
+
+    // The endpoint wants a bearer token, like the others.
+    let raw = reqwest::Client::builder().user_agent("probe/1.0").build().unwrap();
+    let resp = raw.get(format!("{}{path}", fake.url)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    // Another account's transactions are not found.
+    let err = c.transactions("5WT99999", &TransactionQuery::default()).await.unwrap_err();
+    assert_eq!(err.status(), Some(404), "{err}");
 }
 
 #[tokio::test]

@@ -9,7 +9,11 @@
 //! buying power), answers dry runs with fees and buying-power effect, and
 //! supports cancel, replace, live orders and order search by date with
 //! pagination. Tests drive Live/Filled transitions and can script faults
-//! (stall or 500, before or after the request takes effect).
+//! (stall or 500, before or after the request takes effect). Each fill
+//! posts one `Trade` transaction (`GET /accounts/{n}/transactions`, filtered
+//! and paginated) carrying the fees of the dry run's schedule, which the
+//! fill also takes from the cash balance; tests can hold transactions back
+//! (posted late, as TastyTrade may) or edit them.
 //!
 //! It shares no code with the client: JSON is read through `serde_json::Value`
 //! and decimals through the model's parsers only.
@@ -84,6 +88,37 @@ pub struct FakeFill {
     pub at: Option<Timestamp>,
 }
 
+/// A `Trade` transaction: one per leg fill. Fees are signed as costs:
+/// positive is paid (sent with effect `Debit`), negative a rebate
+/// (`Credit`), zero sent as `"0.0"` with effect `None`.
+#[derive(Clone, Debug)]
+pub struct FakeTransaction {
+    pub id: u64,
+    pub order_id: u64,
+    pub symbol: String,
+    pub instrument_type: String,
+    pub underlying: String,
+    pub action: String,
+    pub quantity: Quantity,
+    pub price: Price,
+    pub multiplier: i64,
+    pub executed_at: Timestamp,
+    /// The fill's `ext-exec-id`; `None` leaves the field out.
+    pub ext_exec_id: Option<String>,
+    pub commission: Money,
+    pub clearing_fees: Money,
+    pub regulatory_fees: Money,
+    pub proprietary_index_option_fees: Money,
+}
+
+impl FakeTransaction {
+    /// The sum of the fees (positive = paid).
+    #[must_use]
+    pub fn fees(&self) -> Money {
+        self.commission + self.clearing_fees + self.regulatory_fees + self.proprietary_index_option_fees
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct FakeLeg {
     pub instrument_type: String,
@@ -145,6 +180,13 @@ pub struct FakeState {
     next_order_id: u64,
     next_fill_id: u64,
     faults: Vec<Fault>,
+    /// The account's posted transactions.
+    pub transactions: Vec<FakeTransaction>,
+    /// While set, fills keep their transactions in `held_transactions`
+    /// (see [`FakeTasty::post_held_transactions`]).
+    pub hold_transactions: bool,
+    pub held_transactions: Vec<FakeTransaction>,
+    next_transaction_id: u64,
 }
 
 pub struct FakeTasty {
@@ -234,6 +276,10 @@ impl FakeTasty {
             next_order_id: 100_000,
             next_fill_id: 1,
             faults: Vec::new(),
+            transactions: Vec::new(),
+            hold_transactions: false,
+            held_transactions: Vec::new(),
+            next_transaction_id: 7_000_000,
         };
         let state = Arc::new(Mutex::new(state));
         let app = Router::new().fallback(handle).with_state(state.clone());
@@ -287,8 +333,11 @@ impl FakeTasty {
         st.orders.iter_mut().find(|o| o.id == id).unwrap().old = true;
     }
 
-    /// Fills the whole order at `price`, updating positions and cash. The
-    /// fill is stamped 2026-06-09T15:30:00Z (see [`FakeTasty::fill_now`]).
+    /// Fills the whole order at `price`, updating positions and cash (the
+    /// notional and the fees of the dry run's schedule) and posting one
+    /// `Trade` transaction per leg fill with those fees (held back while
+    /// `hold_transactions` is set). The fill is stamped
+    /// 2026-06-09T15:30:00Z (see [`FakeTasty::fill_now`]).
     pub fn fill(&self, id: u64, price: &str) {
         self.fill_stamped(id, price, None);
     }
@@ -297,6 +346,20 @@ impl FakeTasty {
     /// stamps a real fill (for clients that read fills since a time).
     pub fn fill_now(&self, id: u64, price: &str) {
         self.fill_stamped(id, price, Some(wall_clock()));
+    }
+
+    /// Posts the transactions held back while `hold_transactions` was set
+    /// (and stops holding).
+    pub fn post_held_transactions(&self) {
+        let mut st = self.state();
+        st.hold_transactions = false;
+        let held = std::mem::take(&mut st.held_transactions);
+        st.transactions.extend(held);
+    }
+
+    /// The posted transactions.
+    pub fn transactions(&self) -> Vec<FakeTransaction> {
+        self.state().transactions.clone()
     }
 
     /// Cancels a working order at the venue, as its owner would in
@@ -329,11 +392,12 @@ impl FakeTasty {
         for mut leg in legs {
             let qty = leg.remaining;
             leg.fills.push(FakeFill { id: fill_id, quantity: qty, price, at });
-            fill_id += 1;
             leg.remaining = Quantity::ZERO;
             let mult = if leg.instrument_type == "Equity Option" { 100 } else { 1 };
             let value = notional(price, qty, Quantity::from_int(mult));
             let buy = leg.action.starts_with("Buy");
+            let (clearing, commission) = leg_fees(&leg.instrument_type, &leg.action, qty);
+            let fees = clearing + commission;
             if buy {
                 st.cash -= value;
                 st.buying_power -= value;
@@ -341,6 +405,32 @@ impl FakeTasty {
                 st.cash += value;
                 st.buying_power += value;
             }
+            st.cash -= fees;
+            st.buying_power -= fees;
+            let transaction = FakeTransaction {
+                id: st.next_transaction_id,
+                order_id: id,
+                symbol: leg.symbol.clone(),
+                instrument_type: leg.instrument_type.clone(),
+                underlying: underlying_of(&st, &leg.symbol),
+                action: leg.action.clone(),
+                quantity: qty,
+                price,
+                multiplier: mult,
+                executed_at: at.unwrap_or_else(fixed_fill_time),
+                ext_exec_id: Some(format!("x{fill_id}")),
+                commission,
+                clearing_fees: clearing,
+                regulatory_fees: Money::ZERO,
+                proprietary_index_option_fees: Money::ZERO,
+            };
+            st.next_transaction_id += 1;
+            if st.hold_transactions {
+                st.held_transactions.push(transaction);
+            } else {
+                st.transactions.push(transaction);
+            }
+            fill_id += 1;
             let signed = if buy { qty } else { -qty };
             let underlying = underlying_of(&st, &leg.symbol);
             match st.positions.iter_mut().find(|p| p.symbol == leg.symbol) {
@@ -365,6 +455,11 @@ impl FakeTasty {
 
 fn working(status: &str) -> bool {
     matches!(status, "Received" | "Routed" | "In Flight" | "Live" | "Contingent")
+}
+
+/// The `filled-at` of [`FakeTasty::fill`]: 2026-06-09T15:30:00Z.
+fn fixed_fill_time() -> Timestamp {
+    Timestamp::parse("2026-06-09T15:30:00Z").unwrap()
 }
 
 /// Now, from the system clock.
@@ -598,6 +693,7 @@ fn api(st: &mut FakeState, method: &Method, uri: &Uri, body: &Bytes) -> Response
             reply(200, &json!({"data": {"items": items}, "context": ctx}))
         }
         (Method::GET, ["accounts", _, "orders"]) => search_orders(st, uri, &ctx),
+        (Method::GET, ["accounts", _, "transactions"]) => search_transactions(st, uri, &ctx),
         (Method::GET, ["accounts", _, "orders", id]) => match find_order(st, id) {
             Some(o) => reply(200, &json!({"data": order_json(o), "context": ctx})),
             None => error(404, "record_not_found", "Order not found"),
@@ -677,7 +773,7 @@ fn order_json(o: &FakeOrder) -> Value {
                 .map(|f| {
                     json!({"fill-id": format!("f{}", f.id), "ext-exec-id": format!("x{}", f.id),
                         "quantity": f.quantity.to_string(), "fill-price": f.price.to_string(),
-                        "filled-at": f.at.map_or_else(|| "2026-06-09T15:30:00.000+00:00".to_string(), tasty_time),
+                        "filled-at": tasty_time(f.at.unwrap_or_else(fixed_fill_time)),
                         "destination-venue": "FAKE"})
                 })
                 .collect();
@@ -741,6 +837,117 @@ fn search_orders(st: &FakeState, uri: &Uri, ctx: &str) -> Response<Body> {
     let total = all.len();
     let pages = total.div_ceil(per_page).max(1);
     let items: Vec<Value> = all.into_iter().skip(page * per_page).take(per_page).map(order_json).collect();
+    reply(
+        200,
+        &json!({"data": {"items": items}, "context": ctx, "pagination": {
+            "per-page": per_page, "page-offset": page, "item-offset": page * per_page,
+            "total-items": total, "total-pages": pages, "current-item-count": items.len()
+        }}),
+    )
+}
+
+/// A fee as TastyTrade writes it: the amount and its effect.
+fn fee_json(fee: Money) -> (String, &'static str) {
+    let effect = if fee.is_positive() {
+        "Debit"
+    } else if fee.is_negative() {
+        "Credit"
+    } else {
+        "None"
+    };
+    let amount = if fee.is_zero() { "0.0".to_string() } else { fee.abs().to_string() };
+    (amount, effect)
+}
+
+fn transaction_date(t: &FakeTransaction) -> String {
+    tasty_time(t.executed_at)[..10].to_string()
+}
+
+fn transaction_json(t: &FakeTransaction) -> Value {
+    let value = notional(t.price, t.quantity, Quantity::from_int(t.multiplier));
+    let buy = t.action.starts_with("Buy");
+    // Signed as cash moves: a buy pays the value, fees are always paid.
+    let net = if buy { -value } else { value } - t.fees();
+    let net_effect = if net.is_positive() {
+        "Credit"
+    } else if net.is_negative() {
+        "Debit"
+    } else {
+        "None"
+    };
+    let verb = if buy { "Bought" } else { "Sold" };
+    let mut v = json!({
+        "id": t.id, "account-number": ACCOUNT, "symbol": t.symbol, "instrument-type": t.instrument_type,
+        "underlying-symbol": t.underlying, "transaction-type": "Trade", "transaction-sub-type": t.action,
+        "description": format!("{verb} {} {} @ {}", t.quantity, t.symbol, t.price),
+        "action": t.action, "quantity": t.quantity.to_string(), "price": t.price.to_string(),
+        "executed-at": tasty_time(t.executed_at), "transaction-date": transaction_date(t),
+        "value": value.to_string(), "value-effect": if buy { "Debit" } else { "Credit" },
+        "net-value": net.abs().to_string(), "net-value-effect": net_effect,
+        "is-estimated-fee": true, "ext-exchange-order-number": format!("{}", 9_000_000 + t.id),
+        "exchange": "Q", "order-id": t.order_id, "leg-count": 1, "destination-venue": "FAKE"
+    });
+    for (name, fee) in [
+        ("commission", t.commission),
+        ("clearing-fees", t.clearing_fees),
+        ("regulatory-fees", t.regulatory_fees),
+        ("proprietary-index-option-fees", t.proprietary_index_option_fees),
+    ] {
+        let (amount, effect) = fee_json(fee);
+        v[name] = json!(amount);
+        v[format!("{name}-effect")] = json!(effect);
+    }
+    if let Some(e) = &t.ext_exec_id {
+        v["ext-exec-id"] = json!(e);
+        v["exec-id"] = json!(format!("E-{e}"));
+    }
+    v
+}
+
+/// `GET /accounts/{n}/transactions`: filters `type`, `start-date`,
+/// `end-date` (on `transaction-date`, inclusive), `symbol`; `sort` (`Desc`
+/// by default); `per-page` (default 250) and `page-offset`.
+fn search_transactions(st: &FakeState, uri: &Uri, ctx: &str) -> Response<Body> {
+    let params = query_params(uri);
+    for name in ["start-date", "end-date"] {
+        if let Some(d) = params.get(name)
+            && (d.len() != 10 || Timestamp::parse(d).is_err())
+        {
+            return error_with(
+                400,
+                "validation_error",
+                "Request validation failed",
+                &[(name.into(), "must be YYYY-MM-DD".into())],
+            );
+        }
+    }
+    let sort = params.get("sort").map_or("Desc", String::as_str);
+    if sort != "Asc" && sort != "Desc" {
+        return error_with(
+            400,
+            "validation_error",
+            "Request validation failed",
+            &[("sort".into(), "must be Asc or Desc".into())],
+        );
+    }
+    let per_page: usize = params.get("per-page").and_then(|v| v.parse().ok()).unwrap_or(250).clamp(1, 2000);
+    let page: usize = params.get("page-offset").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut all: Vec<&FakeTransaction> = st
+        .transactions
+        .iter()
+        // Every transaction of the fake is a trade.
+        .filter(|_| params.get("type").is_none_or(|ty| ty == "Trade"))
+        .filter(|t| params.get("start-date").is_none_or(|d| transaction_date(t) >= *d))
+        .filter(|t| params.get("end-date").is_none_or(|d| transaction_date(t) <= *d))
+        .filter(|t| params.get("symbol").is_none_or(|s| *s == t.symbol))
+        .collect();
+    all.sort_by_key(|t| (t.executed_at, t.id));
+    if sort == "Desc" {
+        all.reverse();
+    }
+    let total = all.len();
+    let pages = total.div_ceil(per_page).max(1);
+    let items: Vec<Value> = all.into_iter().skip(page * per_page).take(per_page).map(transaction_json).collect();
     reply(
         200,
         &json!({"data": {"items": items}, "context": ctx, "pagination": {
@@ -911,6 +1118,26 @@ fn tick_for(tiers: &[Tier], price: Price) -> Price {
     p("0.01")
 }
 
+/// The fee schedule (dry runs and fills): `(clearing, commission)` for
+/// `qty` of a leg. Shares: clearing 0.0008 per share, no commission.
+/// Options: clearing 0.10 per contract, and to open a commission of 1.00
+/// per contract, at most 10.00 a leg.
+fn leg_fees(instrument_type: &str, action: &str, qty: Quantity) -> (Money, Money) {
+    let units = Money::parse(&qty.abs().to_string()).unwrap();
+    if instrument_type == "Equity" {
+        (units.mul_div(8, 10_000), Money::ZERO)
+    } else {
+        let commission = if !action.ends_with("Open") {
+            Money::ZERO
+        } else if units > m("10") {
+            m("10")
+        } else {
+            units
+        };
+        (units.mul_div(1, 10), commission)
+    }
+}
+
 /// Preflight checks: tick size and buying power. Returns (failures, fees, notional, effect).
 fn preflight(st: &FakeState, parsed: &Parsed, legs: &[FakeLeg]) -> (Vec<(String, String)>, Money, Money) {
     let mut failures = Vec::new();
@@ -937,16 +1164,8 @@ fn preflight(st: &FakeState, parsed: &Parsed, legs: &[FakeLeg]) -> (Vec<(String,
         }
         let px = parsed.price.unwrap_or_else(|| parsed.stop_trigger.unwrap_or_else(|| p(mark)));
         value += notional(px, leg.quantity, Quantity::from_int(mult));
-        let contracts = Money::parse(&leg.quantity.to_string()).unwrap();
-        if leg.instrument_type == "Equity" {
-            fees += contracts.mul_div(8, 10_000); // clearing 0.0008 per share
-        } else {
-            fees += contracts.mul_div(1, 10); // clearing 0.10 per contract
-            if leg.action.ends_with("Open") {
-                let commission = if contracts > m("10") { m("10") } else { contracts };
-                fees += commission;
-            }
-        }
+        let (clearing, commission) = leg_fees(&leg.instrument_type, &leg.action, leg.quantity);
+        fees += clearing + commission;
     }
     let buying = legs.iter().any(|l| l.action.starts_with("Buy"));
     if buying && value + fees > st.buying_power {
@@ -958,7 +1177,12 @@ fn preflight(st: &FakeState, parsed: &Parsed, legs: &[FakeLeg]) -> (Vec<(String,
     (failures, fees, value)
 }
 
-fn effects_json(st: &FakeState, fees: Money, value: Money, buying: bool) -> (Value, Value) {
+fn effects_json(st: &FakeState, legs: &[FakeLeg], value: Money, buying: bool) -> (Value, Value) {
+    let (clearing, commission) = legs.iter().fold((Money::ZERO, Money::ZERO), |(c, k), l| {
+        let (lc, lk) = leg_fees(&l.instrument_type, &l.action, l.quantity);
+        (c + lc, k + lk)
+    });
+    let fees = clearing + commission;
     let change = if buying { value + fees } else { value - fees };
     let new_bp = if buying { st.buying_power - change } else { st.buying_power + change };
     let effect = if buying { "Debit" } else { "Credit" };
@@ -970,11 +1194,12 @@ fn effects_json(st: &FakeState, fees: Money, value: Money, buying: bool) -> (Val
         "isolated-order-margin-requirement": value.to_string(), "isolated-order-margin-requirement-effect": "Debit",
         "is-spread": false, "impact": change.to_string(), "effect": effect
     });
-    let clearing = fees; // the fake folds commission into clearing only for equities
+    let (clearing, clearing_effect) = fee_json(clearing);
+    let (commission, commission_effect) = fee_json(commission);
     let fee = json!({
         "regulatory-fees": "0.0", "regulatory-fees-effect": "None",
-        "clearing-fees": clearing.to_string(), "clearing-fees-effect": "Debit",
-        "commission": "0.0", "commission-effect": "None",
+        "clearing-fees": clearing, "clearing-fees-effect": clearing_effect,
+        "commission": commission, "commission-effect": commission_effect,
         "proprietary-index-option-fees": "0.0", "proprietary-index-option-fees-effect": "None",
         "total-fees": fees.to_string(), "total-fees-effect": "Debit"
     });
@@ -991,12 +1216,12 @@ fn submit(st: &mut FakeState, body: &Bytes, dry_run: bool, ctx: &str) -> Respons
     if !errors.is_empty() {
         return error_with(400, "validation_error", "Request validation failed", &errors);
     }
-    let (failures, fees, value) = preflight(st, &parsed, &legs);
+    let (failures, _, value) = preflight(st, &parsed, &legs);
     if !failures.is_empty() && !dry_run {
         return error_with(422, "preflight_check_failure", "One or more preflight checks failed", &failures);
     }
     let buying = legs.iter().any(|l| l.action.starts_with("Buy"));
-    let (bpe, fee) = effects_json(st, fees, value, buying);
+    let (bpe, fee) = effects_json(st, &legs, value, buying);
     let mut order = FakeOrder {
         id: 0,
         status: "Received".into(),

@@ -18,12 +18,32 @@
 //!   either, of `order:<order id>:leg:<leg index>:fill:<fill index>`. FNV-1a
 //!   is a fixed algorithm (no per-process seed), so ids are stable across
 //!   calls, processes and releases.
-//! - **Fees**: TastyTrade reports fees per transaction (the transactions
-//!   endpoint, not read by this adapter), not per fill: fills carry a zero
-//!   fee in USD, and liquidity `None`.
+//! - **Fees**: order fills carry none; TastyTrade reports them on the
+//!   account's `Trade` transactions (`GET /accounts/{a}/transactions`,
+//!   commission, clearing, regulatory, proprietary index option and other
+//!   fees, each with its `Debit`/`Credit` effect). [`LiveVenue::fills_since`]
+//!   (and so `snapshot`) reads the trades from the day before `since` on and
+//!   gives each fill, in USD (positive = paid, a rebate negative), the fees
+//!   of its transaction(s) by this rule (`attach_fees`), among the
+//!   transactions of the same order (`order-id`) and symbol:
+//!   1. the transaction with the fill's `ext-exec-id`, when both carry one;
+//!   2. else a transaction of the same quantity and price, the one executed
+//!      nearest the fill's `filled-at` (each transaction serves one fill);
+//!   3. else, when the order's transactions left add up to exactly the
+//!      quantity of its fills left (TastyTrade booked several executions as
+//!      one transaction, or one as several), their fees shared by quantity
+//!      (the last fill takes the rounding remainder, so the shares add up).
+//!
+//!   A fill still without a transaction keeps a zero fee (logged at debug):
+//!   TastyTrade may post the transaction a little after the fill, and a fill
+//!   is applied once, so its fee then reaches the account only through the
+//!   cash adjustment of a later reconciliation. The same holds for fills in
+//!   a placement's answer (`place`), which are not matched (their
+//!   transactions are not posted yet). Liquidity is `None`.
 //! - **Balances**: one USD balance: total = cash balance, available = equity
 //!   buying power.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use model::{AssetClass, ClientOrderId, Currency, InstrumentId, Money, Order, Quantity, Side, Timestamp};
@@ -33,8 +53,8 @@ use super::{
     Settled, VenueFuture, client_id,
 };
 use crate::tastytrade::{
-    CancelOutcome, LegFill, NewOrder, OccSymbol, PlaceOutcome, PositionEffect, TastyClient, TastyError, TastyOrder,
-    TastyOrderStatus,
+    CancelOutcome, Date, LegFill, NewOrder, OccSymbol, PlaceOutcome, PositionEffect, TastyClient, TastyError,
+    TastyOrder, TastyOrderStatus, Transaction, TransactionQuery,
 };
 
 /// 64-bit FNV-1a of `bytes` (offset basis 0xcbf29ce484222325, prime 0x100000001b3).
@@ -108,6 +128,126 @@ fn date_of(t: Timestamp) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
+
+/// The UTC day before `t`'s, as a date and as the instant it starts: on or
+/// before `t`'s date in US Eastern time, which TastyTrade's transaction
+/// dates use.
+fn day_before(t: Timestamp) -> (Date, Timestamp) {
+    let day = t.day_number() - 1;
+    let (y, m, d) = model::time::civil_from_days(day);
+    let date = u16::try_from(y)
+        .ok()
+        .and_then(|y| Date::new(y, u8::try_from(m).unwrap_or(1), u8::try_from(d).unwrap_or(1)))
+        .unwrap_or(Date { year: 1970, month: 1, day: 1 });
+    (date, Timestamp::from_nanos(day.saturating_mul(NANOS_PER_DAY)))
+}
+
+/// A fill with what its fees are matched by.
+#[derive(Debug, Clone)]
+struct Keyed {
+    fill: LiveFill,
+    order_id: Option<u64>,
+    ext_exec_id: Option<String>,
+}
+
+/// Nanoseconds between two times; unknown is farthest.
+fn gap(a: Option<Timestamp>, b: Option<Timestamp>) -> u64 {
+    match (a, b) {
+        (Some(a), Some(b)) => a.as_nanos().abs_diff(b.as_nanos()),
+        _ => u64::MAX,
+    }
+}
+
+/// Gives each fill the fees (in USD, positive = paid) of its `Trade`
+/// transaction(s), by the rule in the module docs: within one order and
+/// symbol, the same `ext-exec-id`; else the same quantity and price,
+/// executed nearest the fill; else, when the transactions left cover
+/// exactly the quantity of the fills left, their fees shared by quantity.
+/// Fills left without a transaction keep their fee (zero) and are logged at
+/// debug. Reversals (`reverses-id`) and other transaction types are ignored.
+fn attach_fees(fills: &mut [Keyed], transactions: &[Transaction]) {
+    // (order id, symbol) → (fill indices, transaction indices).
+    let mut groups: BTreeMap<(u64, String), (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+    for (i, k) in fills.iter().enumerate() {
+        match k.order_id {
+            Some(id) => groups.entry((id, k.fill.symbol.clone())).or_default().0.push(i),
+            None => tracing::debug!(trade_id = k.fill.trade_id, "tastytrade: fill without an order id; no fees"),
+        }
+    }
+    for (j, t) in transactions.iter().enumerate() {
+        if !t.is_trade() || t.reverses_id.is_some() {
+            continue;
+        }
+        let (Some(id), Some(symbol)) = (t.order_id, t.symbol.as_deref()) else { continue };
+        if let Some(group) = groups.get_mut(&(id, normalize(symbol))) {
+            group.1.push(j);
+        }
+    }
+    for ((order_id, symbol), (mut fills_left, mut txs_left)) in groups {
+        fills_left.sort_by_key(|&i| (fills[i].fill.time, fills[i].fill.trade_id));
+        txs_left.sort_by_key(|&j| transactions[j].id);
+        // 1. The same execution id.
+        fills_left.retain(|&i| {
+            let Some(exec) = fills[i].ext_exec_id.as_deref().map(str::trim).filter(|e| !e.is_empty()) else {
+                return true;
+            };
+            let found =
+                txs_left.iter().position(|&j| transactions[j].ext_exec_id.as_deref().map(str::trim) == Some(exec));
+            match found {
+                Some(at) => {
+                    fills[i].fill.fee = transactions[txs_left.remove(at)].fee_cost();
+                    false
+                }
+                None => true,
+            }
+        });
+        // 2. The same quantity and price, executed nearest the fill.
+        fills_left.retain(|&i| {
+            let f = &fills[i].fill;
+            let nearest = txs_left
+                .iter()
+                .enumerate()
+                .filter(|&(_, &j)| {
+                    transactions[j].quantity == Some(f.quantity) && transactions[j].price == Some(f.price)
+                })
+                .min_by_key(|&(_, &j)| gap(f.time, transactions[j].executed_at))
+                .map(|(at, _)| at);
+            match nearest {
+                Some(at) => {
+                    fills[i].fill.fee = transactions[txs_left.remove(at)].fee_cost();
+                    false
+                }
+                None => true,
+            }
+        });
+        if fills_left.is_empty() {
+            continue;
+        }
+        // 3. Shared by quantity, when the transactions left cover the fills left exactly.
+        let fill_qty = fills_left.iter().fold(Quantity::ZERO, |a, &i| a + fills[i].fill.quantity);
+        let tx_qty = txs_left.iter().try_fold(Quantity::ZERO, |a, &j| transactions[j].quantity.map(|q| a + q.abs()));
+        if !txs_left.is_empty() && fill_qty.is_positive() && tx_qty == Some(fill_qty) {
+            let total: Money = txs_left.iter().map(|&j| transactions[j].fee_cost()).sum();
+            let mut given = Money::ZERO;
+            for (n, &i) in fills_left.iter().enumerate() {
+                let share = if n + 1 == fills_left.len() {
+                    total - given
+                } else {
+                    total.mul_div(i128::from(fills[i].fill.quantity.raw()), i128::from(fill_qty.raw()))
+                };
+                given += share;
+                fills[i].fill.fee = share;
+            }
+            continue;
+        }
+        for &i in &fills_left {
+            tracing::debug!(order_id, %symbol, trade_id = fills[i].fill.trade_id,
+                "tastytrade: no transaction for this fill yet; its fee stays zero");
+        }
+    }
+}
+
 /// The newest order (highest id) of several carrying one external identifier.
 fn newest(mut orders: Vec<TastyOrder>) -> Option<TastyOrder> {
     orders.sort_by_key(|o| std::cmp::Reverse(o.id));
@@ -143,30 +283,27 @@ impl TastyVenue {
         &self.account
     }
 
-    fn fills_of(o: &TastyOrder, since: Option<Timestamp>, symbols: &[String]) -> Result<Vec<LiveFill>, LiveError> {
+    /// The order's fills (zero fees) with what their fees are matched by.
+    fn fills_of(o: &TastyOrder) -> Result<Vec<Keyed>, LiveError> {
         let mut out = Vec::new();
         for (li, leg) in o.legs.iter().enumerate() {
             let symbol = normalize(&leg.symbol);
-            if !symbols.is_empty() && !symbols.iter().any(|s| normalize(s) == symbol) {
-                continue;
-            }
             for (fi, f) in leg.fills.iter().enumerate() {
-                if let (Some(since), Some(at)) = (since, f.filled_at)
-                    && at < since
-                {
-                    continue;
-                }
-                out.push(LiveFill {
-                    client_order_id: o.external_identifier.as_deref().and_then(client_id),
-                    venue_order_id: o.id.map(|id| id.to_string()).unwrap_or_default(),
-                    symbol: symbol.clone(),
-                    trade_id: fill_trade_id(o.id, li, fi, f),
-                    quantity: f.quantity,
-                    price: f.fill_price,
-                    fee: Money::ZERO,
-                    fee_currency: usd()?,
-                    liquidity: None,
-                    time: f.filled_at,
+                out.push(Keyed {
+                    fill: LiveFill {
+                        client_order_id: o.external_identifier.as_deref().and_then(client_id),
+                        venue_order_id: o.id.map(|id| id.to_string()).unwrap_or_default(),
+                        symbol: symbol.clone(),
+                        trade_id: fill_trade_id(o.id, li, fi, f),
+                        quantity: f.quantity,
+                        price: f.fill_price,
+                        fee: Money::ZERO,
+                        fee_currency: usd()?,
+                        liquidity: None,
+                        time: f.filled_at,
+                    },
+                    order_id: o.id,
+                    ext_exec_id: f.ext_exec_id.clone(),
                 });
             }
         }
@@ -273,7 +410,7 @@ impl LiveVenue for TastyVenue {
                         venue_order_id: s.venue_order_id,
                         status: s.status,
                         filled_quantity: s.filled_quantity,
-                        fills: Self::fills_of(&placed.order, None, &[])?,
+                        fills: Self::fills_of(&placed.order)?.into_iter().map(|k| k.fill).collect(),
                     })
                 }
                 Ok(PlaceOutcome::StatusUnknown(u)) => Ok(PlaceResult::StatusUnknown { cause: u.cause }),
@@ -366,13 +503,26 @@ impl LiveVenue for TastyVenue {
             }
             orders.sort_by_key(|o| o.id);
             orders.dedup_by_key(|o| o.id);
-            let mut out = Vec::new();
+            let wanted_symbol = |symbol: &str| symbols.is_empty() || symbols.iter().any(|s| normalize(s) == symbol);
+            let mut fills = Vec::new();
             for o in &orders {
-                out.extend(Self::fills_of(o, Some(since), symbols)?);
+                fills.extend(Self::fills_of(o)?.into_iter().filter(|k| wanted_symbol(&k.fill.symbol)));
             }
-            out.sort_by_key(|f| f.trade_id);
-            out.dedup_by_key(|f| f.trade_id);
-            Ok(out)
+            fills.sort_by_key(|k| k.fill.trade_id);
+            fills.dedup_by_key(|k| k.fill.trade_id);
+            let after = |k: &Keyed, t: Timestamp| k.fill.time.is_none_or(|at| at >= t);
+            if !fills.iter().any(|k| after(k, since)) {
+                return Ok(Vec::new());
+            }
+            // Fees: the trades from the day before `since` on. Fills from
+            // then on are matched (so an earlier fill of the same order
+            // takes its own transaction); those since `since` are returned.
+            let (start_date, start) = day_before(since);
+            fills.retain(|k| after(k, start));
+            let transactions =
+                self.client.transactions(&self.account, &TransactionQuery::trades_since(start_date)).await?;
+            attach_fees(&mut fills, &transactions);
+            Ok(fills.into_iter().filter(|k| after(k, since)).map(|k| k.fill).collect())
         })
     }
 
@@ -400,5 +550,133 @@ impl LiveVenue for TastyVenue {
                 available: b.equity_buying_power,
             }])
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::Price;
+
+    fn m(s: &str) -> Money {
+        Money::parse(s).unwrap()
+    }
+    fn t(s: &str) -> Timestamp {
+        Timestamp::parse(s).unwrap()
+    }
+
+    /// A fill of `order` (`qty` at `price`, at `time`).
+    fn fill(trade_id: u64, order: u64, symbol: &str, qty: &str, price: &str, time: &str, exec: Option<&str>) -> Keyed {
+        Keyed {
+            fill: LiveFill {
+                client_order_id: None,
+                venue_order_id: order.to_string(),
+                symbol: symbol.into(),
+                trade_id,
+                quantity: Quantity::parse(qty).unwrap(),
+                price: Price::parse(price).unwrap(),
+                fee: Money::ZERO,
+                fee_currency: usd().unwrap(),
+                liquidity: None,
+                time: Some(t(time)),
+            },
+            order_id: Some(order),
+            ext_exec_id: exec.map(str::to_string),
+        }
+    }
+
+    /// A Trade transaction with a clearing fee (negative: a rebate).
+    fn trade(id: u64, order: u64, symbol: &str, qty: &str, price: &str, time: &str, fee: &str) -> Transaction {
+        let fee = m(fee);
+        let effect = if fee.is_negative() { "Credit" } else { "Debit" };
+        serde_json::from_value(serde_json::json!({
+            "id": id, "transaction-type": "Trade", "order-id": order, "symbol": symbol, "quantity": qty,
+            "price": price, "executed-at": time, "clearing-fees": fee.abs().to_string(),
+            "clearing-fees-effect": effect
+        }))
+        .unwrap()
+    }
+
+    fn fees(fills: &[Keyed]) -> Vec<Money> {
+        fills.iter().map(|k| k.fill.fee).collect()
+    }
+
+    #[test]
+    fn by_execution_id_first() {
+        // Same quantity and price: only the execution ids tell them apart.
+        let mut fills = [
+            fill(1, 7, "AAPL", "5", "170", "2026-06-09T15:30:00Z", Some("x1")),
+            fill(2, 7, "AAPL", "5", "170", "2026-06-09T15:30:01Z", Some("x2")),
+        ];
+        let mut a = trade(11, 7, "AAPL", "5", "170", "2026-06-09T15:30:01Z", "0.004");
+        a.ext_exec_id = Some("x2".into());
+        let mut b = trade(12, 7, "AAPL", "5", "170", "2026-06-09T15:30:00Z", "0.005");
+        b.ext_exec_id = Some("x1".into());
+        attach_fees(&mut fills, &[a, b]);
+        assert_eq!(fees(&fills), vec![m("0.005"), m("0.004")]);
+    }
+
+    #[test]
+    fn else_by_quantity_and_price_nearest_in_time() {
+        let mut fills = [
+            fill(1, 7, "AAPL", "5", "170", "2026-06-09T15:30:00Z", None),
+            fill(2, 7, "AAPL", "5", "170", "2026-06-09T15:31:00Z", None),
+            fill(3, 7, "AAPL", "2", "170.5", "2026-06-09T15:32:00Z", None),
+        ];
+        let txs = [
+            trade(13, 7, "AAPL", "2", "170.5", "2026-06-09T15:32:00.400Z", "0.0016"),
+            trade(12, 7, "AAPL", "5", "170", "2026-06-09T15:31:00.250Z", "0.02"),
+            trade(11, 7, "AAPL", "5", "170", "2026-06-09T15:30:00.250Z", "0.01"),
+            // Another order, another symbol, not a trade, a reversal: ignored.
+            trade(14, 8, "AAPL", "5", "170", "2026-06-09T15:30:00Z", "9"),
+            trade(15, 7, "SPY", "5", "170", "2026-06-09T15:30:00Z", "9"),
+        ];
+        attach_fees(&mut fills, &txs);
+        assert_eq!(fees(&fills), vec![m("0.01"), m("0.02"), m("0.0016")]);
+
+        let mut reversal = trade(16, 9, "AAPL", "1", "1", "2026-06-09T15:30:00Z", "1");
+        reversal.reverses_id = Some(3);
+        let mut movement = trade(17, 9, "AAPL", "1", "1", "2026-06-09T15:30:00Z", "1");
+        movement.transaction_type = "Money Movement".into();
+        let mut lone = [fill(4, 9, "AAPL", "1", "1", "2026-06-09T15:30:00Z", None)];
+        attach_fees(&mut lone, &[reversal, movement]);
+        assert_eq!(fees(&lone), vec![Money::ZERO], "nothing to match: zero, left for later");
+    }
+
+    #[test]
+    fn else_shared_by_quantity_when_the_transactions_cover_the_fills() {
+        // Two executions booked as one transaction: shared 1:2, the last
+        // fill takes the remainder so the shares add up.
+        let mut fills = [
+            fill(1, 7, "AAPL", "1", "170", "2026-06-09T15:30:00Z", None),
+            fill(2, 7, "AAPL", "2", "170.1", "2026-06-09T15:30:01Z", None),
+        ];
+        let txs = [trade(11, 7, "AAPL", "3", "170.0667", "2026-06-09T15:30:01Z", "0.000000010")];
+        attach_fees(&mut fills, &txs);
+        assert_eq!(fees(&fills), vec![m("0.000000003"), m("0.000000007")]);
+        assert_eq!(fees(&fills).into_iter().sum::<Money>(), m("0.00000001"));
+
+        // A rebate is shared the same way (negative = received).
+        let mut fills = [
+            fill(1, 7, "AAPL", "1", "170", "2026-06-09T15:30:00Z", None),
+            fill(2, 7, "AAPL", "1", "170.1", "2026-06-09T15:30:01Z", None),
+        ];
+        attach_fees(&mut fills, &[trade(11, 7, "AAPL", "2", "170.05", "2026-06-09T15:30:01Z", "-0.04")]);
+        assert_eq!(fees(&fills), vec![m("-0.02"), m("-0.02")]);
+
+        // Only part of the order's trades posted: no guessing which fill.
+        let mut fills = [
+            fill(1, 7, "AAPL", "1", "170", "2026-06-09T15:30:00Z", None),
+            fill(2, 7, "AAPL", "2", "170.1", "2026-06-09T15:30:01Z", None),
+        ];
+        attach_fees(&mut fills, &[trade(11, 7, "AAPL", "2", "170.05", "2026-06-09T15:30:01Z", "0.5")]);
+        assert_eq!(fees(&fills), vec![Money::ZERO, Money::ZERO]);
+    }
+
+    #[test]
+    fn the_day_before_in_utc() {
+        let (date, start) = day_before(t("2026-03-01T04:00:00Z"));
+        assert_eq!(date.to_string(), "2026-02-28");
+        assert_eq!(start, t("2026-02-28T00:00:00Z"));
     }
 }

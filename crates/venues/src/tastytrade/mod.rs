@@ -1,6 +1,7 @@
 //! TastyTrade: the REST client (OAuth2 access tokens, accounts, balances,
-//! positions, equity and equity option instruments, orders with dry run,
-//! cancel and replace, the DXLink quote token).
+//! positions, transactions with their fees, equity and equity option
+//! instruments, orders with dry run, cancel and replace, the DXLink quote
+//! token).
 //!
 //! Follows the TastyTrade developer documentation (developer.tastytrade.com):
 //! every request carries `User-Agent: <product>/<version>` and
@@ -44,5 +45,5 @@ pub use types::{
     Account, AccountAuthority, AccountBalance, Action, BuyingPowerEffect, Effected, EquityInfo, EquityOptionInfo,
     FeeCalculation, InstrumentType, LegFill, NewLeg, NewOrder, OrderLeg, OrderWarning, PlacedOrder, Position,
     PositionEffect, PriceEffect, QuoteToken, Replacement, TastyOrder, TastyOrderStatus, TastyOrderType,
-    TastyTimeInForce, TickSchedule, TickTier, action_for,
+    TastyTimeInForce, TickSchedule, TickTier, Transaction, TransactionQuery, action_for,
 };

@@ -13,7 +13,7 @@ use super::error::{ErrorDetail, TastyError};
 use super::symbols::OccSymbol;
 use super::types::{
     AccountAuthority, AccountBalance, EquityInfo, EquityOptionInfo, NewOrder, Pagination, PlacedOrder, Position,
-    QuoteToken, RawPosition, Replacement, TastyOrder,
+    QuoteToken, RawPosition, Replacement, TastyOrder, Transaction, TransactionQuery,
 };
 
 /// The sandbox ("cert") environment, used unless [`TastyConfig::production`] is set.
@@ -354,6 +354,61 @@ impl TastyClient {
         raw.into_iter()
             .map(|p| Position::try_from(p).map_err(|detail| TastyError::Decode { endpoint: ep.name(), detail }))
             .collect()
+    }
+
+    /// One page of `GET /accounts/{a}/transactions` with `query`'s filters
+    /// (`page-offset` = `page_offset`). Returns the page and whether more
+    /// pages follow.
+    pub async fn transactions_page(
+        &self,
+        account_number: &str,
+        query: &TransactionQuery,
+        page_offset: u32,
+    ) -> Result<(Vec<Transaction>, bool), TastyError> {
+        let per_page = query.per_page.unwrap_or(self.config.settle_page_size).max(1);
+        let mut params = Vec::new();
+        if let Some(t) = &query.transaction_type {
+            params.push(format!("type={}", segment(t)));
+        }
+        if let Some(d) = query.start_date {
+            params.push(format!("start-date={d}"));
+        }
+        if let Some(d) = query.end_date {
+            params.push(format!("end-date={d}"));
+        }
+        if let Some(s) = &query.symbol {
+            params.push(format!("symbol={}", segment(s)));
+        }
+        params.push(format!("sort={}", if query.ascending { "Asc" } else { "Desc" }));
+        params.push(format!("per-page={per_page}"));
+        params.push(format!("page-offset={page_offset}"));
+        let ep = Endpoint::new(
+            Method::GET,
+            format!("/accounts/{}/transactions?{}", segment(account_number), params.join("&")),
+        );
+        let env = self.get::<Items<Transaction>>(&ep).await?;
+        let more = env.pagination.and_then(|p| p.total_pages).is_some_and(|t| u64::from(page_offset) + 1 < t);
+        Ok((env.data.items, more))
+    }
+
+    /// `GET /accounts/{a}/transactions` with `query`'s filters, every page
+    /// (at most `settle_max_pages`; a warning is logged when more remain).
+    pub async fn transactions(
+        &self,
+        account_number: &str,
+        query: &TransactionQuery,
+    ) -> Result<Vec<Transaction>, TastyError> {
+        let mut out = Vec::new();
+        for page in 0..self.config.settle_max_pages {
+            let (items, more) = self.transactions_page(account_number, query, page).await?;
+            out.extend(items);
+            if !more {
+                return Ok(out);
+            }
+        }
+        tracing::warn!(account = %account_number, pages = self.config.settle_max_pages, read = out.len(),
+            "tastytrade: more transactions than the pages read; the rest were left");
+        Ok(out)
     }
 
     /// `GET /api-quote-tokens`: the DXLink token and URL for streaming quotes.

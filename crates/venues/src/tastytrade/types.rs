@@ -17,7 +17,7 @@ use model::{
 };
 
 use super::error::TastyError;
-use super::symbols::OccSymbol;
+use super::symbols::{Date, OccSymbol};
 
 // ---------------------------------------------------------------------------
 // Exact decimals from JSON strings or numbers.
@@ -90,6 +90,11 @@ fn de_opt_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>
         Some(t) if t.trim().is_empty() => Ok(None),
         Some(t) => Timestamp::parse(&t).map(Some).map_err(D::Error::custom),
     }
+}
+
+/// An id TastyTrade sends as a number or a string (required).
+fn de_id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    de_opt_id(d)?.ok_or_else(|| D::Error::custom("id is null"))
 }
 
 /// An id TastyTrade sends as a number or a string.
@@ -1083,6 +1088,230 @@ pub struct PlacedOrder {
     pub fee_calculation: Option<FeeCalculation>,
 }
 
+// ---------------------------------------------------------------------------
+// Transactions.
+
+/// Filters of `GET /accounts/{account_number}/transactions`. Absent fields
+/// are not sent. Dates are calendar dates (`YYYY-MM-DD`) of the
+/// `transaction-date`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransactionQuery {
+    /// `type`: `Trade`, `Money Movement`, `Receive Deliver`, ...
+    pub transaction_type: Option<String>,
+    /// `start-date`, inclusive.
+    pub start_date: Option<Date>,
+    /// `end-date`, inclusive.
+    pub end_date: Option<Date>,
+    /// `symbol`: one symbol (padded OCC for options).
+    pub symbol: Option<String>,
+    /// `sort`: oldest first (`Asc`) when set, else newest first (`Desc`).
+    pub ascending: bool,
+    /// `per-page`; the client's `settle_page_size` when `None`.
+    pub per_page: Option<u32>,
+}
+
+impl TransactionQuery {
+    /// Trades (`type=Trade`) from `start` on, newest first.
+    #[must_use]
+    pub fn trades_since(start: Date) -> Self {
+        Self { transaction_type: Some("Trade".into()), start_date: Some(start), ..Self::default() }
+    }
+}
+
+/// A transaction as TastyTrade sends it.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct RawTransaction {
+    #[serde(deserialize_with = "de_id")]
+    id: u64,
+    #[serde(default)]
+    account_number: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_id")]
+    order_id: Option<u64>,
+    transaction_type: String,
+    #[serde(default)]
+    transaction_sub_type: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    action: Option<Action>,
+    #[serde(default)]
+    symbol: Option<String>,
+    #[serde(default)]
+    instrument_type: Option<InstrumentType>,
+    #[serde(default)]
+    underlying_symbol: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_quantity")]
+    quantity: Option<Quantity>,
+    #[serde(default, deserialize_with = "de_opt_price")]
+    price: Option<Price>,
+    #[serde(default, deserialize_with = "de_opt_timestamp")]
+    executed_at: Option<Timestamp>,
+    #[serde(default)]
+    transaction_date: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_money")]
+    value: Option<Money>,
+    #[serde(default)]
+    value_effect: Option<PriceEffect>,
+    #[serde(default, deserialize_with = "de_opt_money")]
+    net_value: Option<Money>,
+    #[serde(default)]
+    net_value_effect: Option<PriceEffect>,
+    #[serde(default, deserialize_with = "de_opt_money")]
+    commission: Option<Money>,
+    #[serde(default)]
+    commission_effect: Option<PriceEffect>,
+    #[serde(default, deserialize_with = "de_opt_money")]
+    clearing_fees: Option<Money>,
+    #[serde(default)]
+    clearing_fees_effect: Option<PriceEffect>,
+    #[serde(default, deserialize_with = "de_opt_money")]
+    regulatory_fees: Option<Money>,
+    #[serde(default)]
+    regulatory_fees_effect: Option<PriceEffect>,
+    #[serde(default, deserialize_with = "de_opt_money")]
+    proprietary_index_option_fees: Option<Money>,
+    #[serde(default)]
+    proprietary_index_option_fees_effect: Option<PriceEffect>,
+    #[serde(default, deserialize_with = "de_opt_money")]
+    currency_conversion_fees: Option<Money>,
+    #[serde(default)]
+    currency_conversion_fees_effect: Option<PriceEffect>,
+    #[serde(default, deserialize_with = "de_opt_money")]
+    other_charge: Option<Money>,
+    #[serde(default)]
+    other_charge_effect: Option<PriceEffect>,
+    #[serde(default)]
+    other_charge_description: Option<String>,
+    #[serde(default)]
+    is_estimated_fee: bool,
+    #[serde(default)]
+    ext_exec_id: Option<String>,
+    #[serde(default)]
+    exec_id: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_id")]
+    reverses_id: Option<u64>,
+}
+
+/// One entry of `GET /accounts/{account_number}/transactions`: a trade
+/// (one execution of an order leg), a money movement, a receive/deliver...
+/// Amounts are exact and keep their effect (`Debit`/`Credit`); see
+/// [`Transaction::fee_cost`] for the fees as a cost.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "RawTransaction")]
+pub struct Transaction {
+    pub id: u64,
+    pub account_number: Option<String>,
+    /// The order this trade executed (trades only).
+    pub order_id: Option<u64>,
+    /// `Trade`, `Money Movement`, `Receive Deliver`, ...
+    pub transaction_type: String,
+    /// For a trade, its action (`Buy to Open`, ...).
+    pub transaction_sub_type: Option<String>,
+    pub description: Option<String>,
+    pub action: Option<Action>,
+    pub symbol: Option<String>,
+    pub instrument_type: Option<InstrumentType>,
+    pub underlying_symbol: Option<String>,
+    pub quantity: Option<Quantity>,
+    pub price: Option<Price>,
+    pub executed_at: Option<Timestamp>,
+    /// `YYYY-MM-DD`.
+    pub transaction_date: Option<String>,
+    /// Price × quantity × multiplier: a buy is a `Debit`, a sell a `Credit`.
+    pub value: Option<Effected>,
+    /// The value after fees.
+    pub net_value: Option<Effected>,
+    pub commission: Option<Effected>,
+    pub clearing_fees: Option<Effected>,
+    pub regulatory_fees: Option<Effected>,
+    pub proprietary_index_option_fees: Option<Effected>,
+    pub currency_conversion_fees: Option<Effected>,
+    pub other_charge: Option<Effected>,
+    pub other_charge_description: Option<String>,
+    /// The fees are TastyTrade's estimate (the final ones may differ).
+    pub is_estimated_fee: bool,
+    pub ext_exec_id: Option<String>,
+    pub exec_id: Option<String>,
+    /// Set on a transaction that reverses another.
+    pub reverses_id: Option<u64>,
+}
+
+impl From<RawTransaction> for Transaction {
+    fn from(r: RawTransaction) -> Self {
+        Self {
+            id: r.id,
+            account_number: r.account_number,
+            order_id: r.order_id,
+            transaction_type: r.transaction_type,
+            transaction_sub_type: r.transaction_sub_type,
+            description: r.description,
+            action: r.action,
+            symbol: r.symbol,
+            instrument_type: r.instrument_type,
+            underlying_symbol: r.underlying_symbol,
+            quantity: r.quantity,
+            price: r.price,
+            executed_at: r.executed_at,
+            transaction_date: r.transaction_date,
+            value: effected(r.value, r.value_effect),
+            net_value: effected(r.net_value, r.net_value_effect),
+            commission: effected(r.commission, r.commission_effect),
+            clearing_fees: effected(r.clearing_fees, r.clearing_fees_effect),
+            regulatory_fees: effected(r.regulatory_fees, r.regulatory_fees_effect),
+            proprietary_index_option_fees: effected(
+                r.proprietary_index_option_fees,
+                r.proprietary_index_option_fees_effect,
+            ),
+            currency_conversion_fees: effected(r.currency_conversion_fees, r.currency_conversion_fees_effect),
+            other_charge: effected(r.other_charge, r.other_charge_effect),
+            other_charge_description: r.other_charge_description,
+            is_estimated_fee: r.is_estimated_fee,
+            ext_exec_id: r.ext_exec_id,
+            exec_id: r.exec_id,
+            reverses_id: r.reverses_id,
+        }
+    }
+}
+
+/// A fee as a cost: a `Debit` is paid (positive), a `Credit` a rebate
+/// (negative); a fee without a direction (`None`, or an effect this adapter
+/// does not know) counts as paid when it is not zero.
+fn fee_cost(fee: Option<&Effected>) -> Money {
+    match fee {
+        None => Money::ZERO,
+        Some(Effected { amount, effect: PriceEffect::Credit }) => -amount.abs(),
+        Some(Effected { amount, .. }) => amount.abs(),
+    }
+}
+
+impl Transaction {
+    /// Whether this is a trade (`transaction-type` `Trade`).
+    #[must_use]
+    pub fn is_trade(&self) -> bool {
+        self.transaction_type == "Trade"
+    }
+
+    /// Every fee on the transaction as one cost in USD, positive = paid:
+    /// commission, clearing, regulatory, proprietary index option and
+    /// currency conversion fees and other charges, each signed by its
+    /// effect (a `Debit` paid, a `Credit` a rebate).
+    #[must_use]
+    pub fn fee_cost(&self) -> Money {
+        [
+            &self.commission,
+            &self.clearing_fees,
+            &self.regulatory_fees,
+            &self.proprietary_index_option_fees,
+            &self.currency_conversion_fees,
+            &self.other_charge,
+        ]
+        .into_iter()
+        .map(|f| fee_cost(f.as_ref()))
+        .sum()
+    }
+}
+
 /// `GET /api-quote-tokens`: the DXLink streaming token (valid 24 h).
 /// `Debug` never shows the token.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -1265,6 +1494,58 @@ mod tests {
         o2.status = TastyOrderStatus::from_text("Something New");
         assert_eq!(o2.model_status(), None);
         assert_eq!(o2.status.as_str(), "Something New");
+    }
+
+    #[test]
+    fn transactions_read_exactly_with_fee_effects() {
+        // Strings, as TastyTrade's answers show them.
+        let json = r#"{"id": 2455333333, "account-number": "5YZ55555", "symbol": "RIVN  230623C00015000",
+            "instrument-type": "Equity Option", "underlying-symbol": "RIVN", "transaction-type": "Trade",
+            "transaction-sub-type": "Sell to Open", "description": "Sold 40 RIVN 06/23/23 Call 15.00 @ 0.47",
+            "action": "Sell to Open", "quantity": "40.0", "price": "0.47",
+            "executed-at": "2023-06-12T13:53:08.199+00:00", "transaction-date": "2023-06-12",
+            "value": "1880.0", "value-effect": "Credit", "regulatory-fees": "0.042",
+            "regulatory-fees-effect": "Debit", "clearing-fees": "0.40", "clearing-fees-effect": "Debit",
+            "net-value": "1839.558", "net-value-effect": "Credit", "commission": "40.0", "commission-effect": "Debit",
+            "proprietary-index-option-fees": "0.0", "proprietary-index-option-fees-effect": "None",
+            "is-estimated-fee": true, "ext-exec-id": "6075255", "exec-id": "4_A5F-1DY-3M7P-3",
+            "order-id": 272610989, "leg-count": 1}"#;
+        let t: Transaction = serde_json::from_str(json).unwrap();
+        assert_eq!(t.id, 2_455_333_333);
+        assert!(t.is_trade());
+        assert_eq!(t.order_id, Some(272_610_989));
+        assert_eq!(t.action, Some(Action::SellToOpen));
+        assert_eq!(t.instrument_type, Some(InstrumentType::EquityOption));
+        assert_eq!(t.quantity, Some(q("40")));
+        assert_eq!(t.price, Some(p("0.47")));
+        assert_eq!(t.executed_at, Some(Timestamp::parse("2023-06-12T13:53:08.199Z").unwrap()));
+        assert_eq!(t.value.as_ref().unwrap().signed(), Money::parse("1880").unwrap());
+        assert_eq!(t.net_value.as_ref().unwrap().signed(), Money::parse("1839.558").unwrap());
+        assert_eq!(t.ext_exec_id.as_deref(), Some("6075255"));
+        assert!(t.is_estimated_fee);
+        // 40 + 0.40 + 0.042, all debits: paid.
+        assert_eq!(t.fee_cost(), Money::parse("40.442").unwrap());
+
+        // Numbers (as the schema types them), a rebate and absent fields.
+        let json = r#"{"id": "17", "transaction-type": "Trade", "order-id": "99", "symbol": "AAPL",
+            "quantity": 10, "price": 175.123456789, "value": 1751.23456789, "value-effect": "Debit",
+            "commission": 0, "commission-effect": "None", "clearing-fees": 0.008, "clearing-fees-effect": "Debit",
+            "regulatory-fees": 0.05, "regulatory-fees-effect": "Credit", "other-charge": "0.25",
+            "other-charge-effect": "Debit", "other-charge-description": "Exchange fee"}"#;
+        let t: Transaction = serde_json::from_str(json).unwrap();
+        assert_eq!((t.id, t.order_id), (17, Some(99)));
+        assert_eq!(t.price, Some(p("175.123456789")), "no f64 on the way");
+        assert_eq!(t.value.as_ref().unwrap().signed(), -Money::parse("1751.23456789").unwrap());
+        assert_eq!(t.executed_at, None);
+        assert!(!t.is_estimated_fee);
+        // 0.008 paid - 0.05 rebated + 0.25 other charge.
+        assert_eq!(t.fee_cost(), Money::parse("0.208").unwrap());
+
+        let money_movement: Transaction =
+            serde_json::from_str(r#"{"id": 5, "transaction-type": "Money Movement", "value": "100.0"}"#).unwrap();
+        assert!(!money_movement.is_trade());
+        assert_eq!(money_movement.fee_cost(), Money::ZERO);
+        assert!(serde_json::from_str::<Transaction>(r#"{"transaction-type": "Trade"}"#).is_err(), "id required");
     }
 
     #[test]
