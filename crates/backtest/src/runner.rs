@@ -623,6 +623,7 @@ impl<'a> Run<'a> {
                     time_in_force,
                     quantity,
                     reduce_only: reduce_only || size == Size::ClosePosition,
+                    post_only: false,
                     reference_price: Some(price),
                 };
                 match self.engine.submit(&request, now, &mut self.out).map_err(engine_err)? {
@@ -740,6 +741,7 @@ impl<'a> Run<'a> {
             time_in_force: model::TimeInForce::Gtc,
             quantity: held.abs(),
             reduce_only: true,
+            post_only: false,
             reference_price: Some(price),
         };
         self.engine.submit(&request, now, &mut self.out).map_err(|source| BacktestError::Engine { at: now, source })?;

@@ -28,6 +28,9 @@ pub struct OrderRequest {
     pub quantity: Quantity,
     #[serde(default)]
     pub reduce_only: bool,
+    /// Only a limit order may be post-only: it must rest, never take.
+    #[serde(default)]
+    pub post_only: bool,
     /// The price a market order is expected to fill near, for the cash and
     /// notional checks; the instrument's mark is used when absent.
     #[serde(default)]
@@ -341,6 +344,7 @@ impl Engine {
             filled_notional: Money::ZERO,
             fees: Money::ZERO,
             reduce_only: request.reduce_only,
+            post_only: request.post_only,
             status: OrderStatus::New,
             reject_reason: None,
             ts_created: now,

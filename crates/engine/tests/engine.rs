@@ -59,6 +59,7 @@ fn request(id: &str, side: Side, qty: &str, order_type: OrderType) -> OrderReque
         time_in_force: TimeInForce::Gtc,
         quantity: q(qty),
         reduce_only: false,
+        post_only: false,
         reference_price: None,
     }
 }

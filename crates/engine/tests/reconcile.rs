@@ -71,6 +71,7 @@ impl Account {
             time_in_force: TimeInForce::Gtc,
             quantity: q(qty),
             reduce_only: false,
+            post_only: false,
             reference_price: None,
         };
         self.out.clear();

@@ -472,6 +472,11 @@ pub struct Order {
     pub filled_notional: Money,
     pub fees: Money,
     pub reduce_only: bool,
+    /// A limit order that may only add liquidity: refused by the venue
+    /// (`WouldTakeLiquidity`) if it would trade on arrival (Binance
+    /// LIMIT_MAKER).
+    #[serde(default)]
+    pub post_only: bool,
     pub status: OrderStatus,
     pub reject_reason: Option<RejectReason>,
     pub ts_created: Timestamp,

@@ -550,6 +550,7 @@ impl Runner {
                     time_in_force,
                     quantity,
                     reduce_only: reduce_only || size == Size::ClosePosition,
+                    post_only: false,
                     reference_price: Some(price),
                 };
                 self.submit(&request).await

@@ -660,7 +660,10 @@ impl VenueTask {
             Ok(PlaceResult::Rejected { reason, code }) => {
                 tracing::info!(account = self.account, order = %order.id, %reason, ?code, "the venue rejected an order");
                 self.set_error(Some(format!("order {} rejected by the venue: {reason}", order.client_order_id)));
-                self.report(reject(RejectReason::VenueRejected)).await;
+                // Binance's -2010 for a LIMIT_MAKER that would cross.
+                let takes = order.post_only && reason.contains("immediately match");
+                self.report(reject(if takes { RejectReason::WouldTakeLiquidity } else { RejectReason::VenueRejected }))
+                    .await;
             }
             Ok(PlaceResult::StatusUnknown { cause }) => {
                 tracing::warn!(account = self.account, order = %order.id, %cause, "placement outcome unknown; settling");

@@ -58,6 +58,7 @@ fn request(id: &str, side: Side, qty: i64, order_type: OrderType) -> OrderReques
         time_in_force: TimeInForce::Gtc,
         quantity: Quantity::from_int(qty),
         reduce_only: false,
+        post_only: false,
         reference_price: None,
     }
 }

@@ -284,6 +284,37 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(fake.orders().len(), sent_before, "refused orders never reach the venue");
 
+    // Post-only: only for GTC limit orders; one that would take is refused
+    // by Binance (LIMIT_MAKER), one that rests is placed as LIMIT_MAKER.
+    let (status, problem) = submit(
+        &admin,
+        account,
+        json!({"client_order_id": "maker-0", "symbol": "BTCUSDT", "side": "buy", "type": "market",
+               "quantity": "0.01", "post_only": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["field"], "post_only", "{problem}");
+    let post_only = |id: &str, price: &str| {
+        let mut body = limit(id, "buy", "0.01", price);
+        body["post_only"] = json!(true);
+        body
+    };
+    let (status, taker) = submit(&admin, account, post_only("maker-1", "50000")).await;
+    assert_eq!(status, StatusCode::CREATED, "{taker}");
+    wait_status(&admin, account, taker["id"].as_i64().unwrap(), "rejected").await;
+    let (_, taker) = admin.get(&format!("/api/v1/accounts/{account}/orders/{}", taker["id"])).await;
+    assert_eq!(taker["reject_reason"], "would_take_liquidity", "{taker}");
+    let (status, maker) = submit(&admin, account, post_only("maker-2", "45000")).await;
+    assert_eq!(status, StatusCode::CREATED, "{maker}");
+    let maker = maker["id"].as_i64().unwrap();
+    wait_status(&admin, account, maker, "accepted").await;
+    let at_venue = fake.orders().into_iter().find(|o| o.client_order_id == "maker-2").unwrap();
+    assert_eq!(at_venue.order_type, "LIMIT_MAKER");
+    let (status, body) = admin.delete(&format!("/api/v1/accounts/{account}/orders/{maker}")).await;
+    assert!(status.is_success(), "{body}");
+    wait_status(&admin, account, maker, "cancelled").await;
+
     // A resting order cancelled at the venue is reflected.
     let (status, resting) = submit(&admin, account, limit("rest-1", "buy", "0.01", "40000")).await;
     assert_eq!(status, StatusCode::CREATED, "{resting}");
@@ -353,7 +384,7 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     assert_eq!(status, StatusCode::CREATED, "{order}");
     wait_status(&admin, account, order["id"].as_i64().unwrap(), "rejected").await;
     assert_eq!(fake.orders().iter().filter(|o| o.client_order_id == "unknown-2").count(), 0);
-    assert_eq!(fake.count(&Method::POST, "/api/v3/order"), 7, "seven orders, each sent once, none resent");
+    assert_eq!(fake.count(&Method::POST, "/api/v3/order"), 9, "nine orders, each sent once, none resent");
     assert!(!binance.ws.subscriptions().is_empty(), "the user data stream was subscribed");
     let summary = reconcile(&admin, account).await;
     assert_eq!(summary["differences"], json!([]), "{summary}");

@@ -302,6 +302,7 @@ mod tests {
             filled_notional: Money::ZERO,
             fees: Money::ZERO,
             reduce_only: false,
+            post_only: false,
             status: OrderStatus::New,
             reject_reason: None,
             ts_created: Timestamp::default(),

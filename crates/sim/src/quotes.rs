@@ -99,6 +99,21 @@ impl QuoteVenue {
 
     /// Accepts an order and trades what it can against the current quote.
     pub fn place(&mut self, order: &Order, out: &mut Vec<ExecutionReport>) {
+        // A post-only order that would trade on arrival is refused, as a
+        // venue refuses it; resting, it fills later as a maker.
+        if let (true, OrderType::Limit { price }, Some(quote)) = (order.post_only, order.order_type, self.quote) {
+            let takes = match order.side {
+                Side::Buy => price >= quote.ask,
+                Side::Sell => price <= quote.bid,
+            };
+            if takes {
+                out.push(ExecutionReport::Rejected {
+                    order_id: order.id,
+                    reason: model::RejectReason::WouldTakeLiquidity,
+                });
+                return;
+            }
+        }
         out.push(ExecutionReport::Accepted { order_id: order.id });
         let mut w = Working {
             order_id: order.id,
@@ -290,6 +305,7 @@ mod tests {
             filled_notional: Money::ZERO,
             fees: Money::ZERO,
             reduce_only: false,
+            post_only: false,
             status: OrderStatus::New,
             reject_reason: None,
             ts_created: Timestamp::default(),
@@ -332,6 +348,31 @@ mod tests {
         );
         // Taker fee: 303 * 0.002.
         assert!(out.iter().any(|r| matches!(r, ExecutionReport::Filled { fee, .. } if fee.to_string() == "0.606")));
+    }
+
+    #[test]
+    fn a_post_only_order_that_would_take_is_refused_and_one_that_rests_makes() {
+        let mut v = venue(false);
+        let mut out = Vec::new();
+        v.on_quote(&quote(0, "99", "101", 10), &mut out);
+        let post_only = |id, side, price: &str| Order {
+            post_only: true,
+            ..order(id, side, 1, OrderType::Limit { price: p(price) }, TimeInForce::Gtc)
+        };
+        v.place(&post_only(1, Side::Buy, "101"), &mut out);
+        v.place(&post_only(2, Side::Sell, "99"), &mut out);
+        assert_eq!(
+            out,
+            vec![
+                ExecutionReport::Rejected { order_id: OrderId(1), reason: model::RejectReason::WouldTakeLiquidity },
+                ExecutionReport::Rejected { order_id: OrderId(2), reason: model::RejectReason::WouldTakeLiquidity },
+            ]
+        );
+        out.clear();
+        v.place(&post_only(3, Side::Buy, "100"), &mut out);
+        assert_eq!(out, vec![ExecutionReport::Accepted { order_id: OrderId(3) }]);
+        v.on_quote(&quote(1, "98", "99.5", 10), &mut out);
+        assert_eq!(fills(&out), vec![(3, "1".into(), "100".into(), Liquidity::Maker)]);
     }
 
     #[test]

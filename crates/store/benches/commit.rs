@@ -33,6 +33,7 @@ fn order(id: u64, now: Timestamp) -> Order {
         filled_notional: Money::ZERO,
         fees: Money::ZERO,
         reduce_only: false,
+        post_only: false,
         status: OrderStatus::New,
         reject_reason: None,
         ts_created: now,

@@ -141,6 +141,7 @@ fn order(id: u64, client: &str) -> Order {
         filled_notional: Money::from_int(100),
         fees: Money::ZERO,
         reduce_only: false,
+        post_only: false,
         status: OrderStatus::Filled,
         reject_reason: None,
         ts_created: t(1),

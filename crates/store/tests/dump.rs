@@ -45,6 +45,7 @@ async fn seed(store: &Store) -> i64 {
         filled_notional: Money::ZERO,
         fees: Money::ZERO,
         reduce_only: false,
+        post_only: false,
         status: OrderStatus::New,
         reject_reason: None,
         ts_created: t(1),

@@ -54,6 +54,7 @@ fn order(id: u64, status: OrderStatus, instrument: u32) -> Order {
         filled_notional: Money::ZERO,
         fees: Money::ZERO,
         reduce_only: false,
+        post_only: false,
         status,
         reject_reason: None,
         ts_created: t(1),

@@ -50,6 +50,7 @@ fn order(id: &str, side: Side, order_type: OrderType, tif: TimeInForce, qty: &st
         filled_notional: Money::ZERO,
         fees: Money::ZERO,
         reduce_only: false,
+        post_only: false,
         status: OrderStatus::New,
         reject_reason: None,
         ts_created: Timestamp::from_nanos(0),

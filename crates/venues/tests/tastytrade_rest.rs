@@ -276,6 +276,7 @@ async fn orders_from_the_engine_model() {
         filled_notional: Money::ZERO,
         fees: Money::ZERO,
         reduce_only: true,
+        post_only: false,
         status: OrderStatus::New,
         reject_reason: None,
         ts_created: model::Timestamp::from_secs(0),

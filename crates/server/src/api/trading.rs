@@ -644,6 +644,11 @@ struct NewOrder {
     /// Only reduce a position, never open or grow one.
     #[serde(default)]
     reduce_only: bool,
+    /// A limit order that must rest: refused (`would_take_liquidity`) if it
+    /// would trade on arrival. GTC only. Binance places it as LIMIT_MAKER;
+    /// TastyTrade has none and refuses it.
+    #[serde(default)]
+    post_only: bool,
 }
 
 impl NewOrder {
@@ -681,6 +686,10 @@ impl NewOrder {
         if !self.quantity.is_positive() {
             return Err(ApiError::invalid("quantity", "the quantity must be positive"));
         }
+        if self.post_only && (!matches!(order_type, OrderType::Limit { .. }) || self.time_in_force != TimeInForce::Gtc)
+        {
+            return Err(ApiError::invalid("post_only", "only a GTC limit order can be post-only"));
+        }
         Ok(OrderRequest {
             client_order_id,
             instrument,
@@ -689,6 +698,7 @@ impl NewOrder {
             time_in_force: self.time_in_force,
             quantity: self.quantity,
             reduce_only: self.reduce_only,
+            post_only: self.post_only,
             reference_price: None,
         })
     }

@@ -72,7 +72,7 @@ pub struct NewOrder {
 
 impl NewOrder {
     /// From the model's order description. `post_only` turns a GTC limit
-    /// order into `LIMIT_MAKER` (the model's order type has no post-only flag).
+    /// order into `LIMIT_MAKER` (the model order's `post_only`).
     pub fn from_model(
         symbol: &str,
         client_order_id: ClientOrderId,

@@ -3,8 +3,7 @@
 //! - **Orders**: MARKET, LIMIT (GTC/IOC/FOK), STOP_LOSS, STOP_LOSS_LIMIT
 //!   (GTC/IOC/FOK) from the model's order type; DAY is refused locally
 //!   (Binance spot has none), and so is a FOK market order (Binance market
-//!   orders take no time in force). The model's order has no post-only flag,
-//!   so LIMIT_MAKER is not reachable from here.
+//!   orders take no time in force). A post-only limit order is LIMIT_MAKER.
 //! - **Fills**: trade ids are Binance trade ids. Commission is reported in
 //!   the asset Binance charged it in (base, quote or BNB) as `fee_currency`;
 //!   the caller converts to the quote currency. Fills in a placement answer
@@ -142,7 +141,7 @@ impl BinanceVenue {
             order.order_type,
             order.time_in_force,
             order.remaining(),
-            false,
+            order.post_only,
         )?)
     }
 

@@ -377,6 +377,9 @@ impl LiveVenue for TastyVenue {
 
     fn place<'a>(&'a self, order: &'a Order, venue_symbol: &'a str) -> VenueFuture<'a, PlaceResult> {
         Box::pin(async move {
+            if order.post_only {
+                return Err(LiveError::Refused("TastyTrade has no post-only orders".into()));
+            }
             let (class, symbol) = match OccSymbol::parse(venue_symbol) {
                 Ok(occ) => (AssetClass::EquityOption, occ.to_occ()),
                 Err(_) => (AssetClass::Equity, venue_symbol.trim().to_string()),

@@ -127,6 +127,8 @@ export class Ticket {
       price: f.price.value,
       trigger: f.trigger_price.value,
       reduceOnly: f.reduce_only.checked,
+      // Only a GTC limit order can be post-only (the box is hidden otherwise).
+      postOnly: f.post_only.checked && f.type.value === 'limit' && f.time_in_force.value === 'GTC',
     };
   }
 
@@ -224,6 +226,7 @@ export class Ticket {
     const needsTrigger = e.v.type === 'stop' || e.v.type === 'stop_limit';
     $('#price-field', f).hidden = !needsPrice;
     $('#trigger-field', f).hidden = !needsTrigger;
+    $('#post-only-field', f).hidden = !(e.v.type === 'limit' && e.v.timeInForce === 'GTC');
     const tifHint = $('#tif-hint', f);
     tifHint.hidden = e.v.type !== 'market' || e.v.timeInForce === 'GTC' || e.v.timeInForce === 'IOC';
     tifHint.textContent = 'A market order fills at once against the quote; what cannot fill is cancelled.';
@@ -339,6 +342,7 @@ export class Ticket {
       time_in_force: v.timeInForce,
       reduce_only: v.reduceOnly,
     };
+    if (v.postOnly) body.post_only = true;
     if (e.price) body.price = e.price.toString();
     if (e.trigger) body.trigger_price = e.trigger.toString();
     this.sending = true;
