@@ -421,6 +421,13 @@ pub struct VenueTask {
     /// Candles of each symbol, built from the venue's quotes (what bots and
     /// charts read).
     pub aggregators: Mutex<Vec<CandleAggregator>>,
+    /// Orders whose placement this task has attempted, or that were open
+    /// when it started (they may have been sent before a restart). An open
+    /// order not in here is still queued behind the job at hand: it is not
+    /// at the venue because it was not sent yet, so reconciliation leaves
+    /// it alone (otherwise it would look absent and be rejected, then be
+    /// placed anyway).
+    pub sent: Mutex<std::collections::HashSet<OrderId>>,
 }
 
 /// Where a live account's market data goes besides its own marks: the
@@ -454,6 +461,10 @@ impl VenueTask {
         // reconciliation goes unnoticed.
         feed_retry.tick().await;
         feed = self.open_feed(feed).await;
+        match self.handle.read_live(|s| s.open_orders.iter().copied().collect::<Vec<_>>()).await {
+            Ok(open) => self.sent.lock().unwrap_or_else(PoisonError::into_inner).extend(open),
+            Err(e) => tracing::error!(account = self.account, error = %e, "open orders not read at start"),
+        }
         self.pass_logged("start").await;
         loop {
             tokio::select! {
@@ -639,6 +650,7 @@ impl VenueTask {
             self.report(reject(RejectReason::UnknownInstrument)).await;
             return;
         };
+        self.sent.lock().unwrap_or_else(PoisonError::into_inner).insert(order.id);
         match venue.place(order, &symbol.venue_symbol).await {
             Ok(PlaceResult::Placed { status, fills, .. }) => {
                 let mut reports = Vec::new();
@@ -774,7 +786,15 @@ impl VenueTask {
     async fn pass(&self, reason: &'static str) -> Result<PassSummary, String> {
         let venue = self.venue.as_ref().map_err(Clone::clone)?;
         let started = self.now();
-        let state = self.handle.state().await.map_err(|e| e.to_string())?;
+        let mut state = self.handle.state().await.map_err(|e| e.to_string())?;
+        {
+            // Orders still queued for placement are not the venue's business
+            // yet; closed ones need no remembering (placements happen in this
+            // task, so none is sent while a pass runs).
+            let mut sent = self.sent.lock().unwrap_or_else(PoisonError::into_inner);
+            sent.retain(|id| state.open_orders.contains(id));
+            state.open_orders.retain(|id| sent.contains(id));
+        }
         let row = self
             .store
             .live_account(self.account)

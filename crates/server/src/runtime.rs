@@ -417,6 +417,7 @@ impl Runtime {
             feed,
             market: crate::live::LiveMarket { latest: Arc::clone(&self.latest), candles: self.candles.clone() },
             aggregators: std::sync::Mutex::new(Vec::new()),
+            sent: std::sync::Mutex::new(std::collections::HashSet::new()),
         };
         Ok((handle, PendingVenueTask { task, queue: job_queue }))
     }

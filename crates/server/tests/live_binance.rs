@@ -325,6 +325,41 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     assert_eq!(summary["reports"], 1, "{summary}");
     assert_eq!(order_status(&admin, account, resting).await, "cancelled");
 
+    // A reconciliation queued before an order's placement must not judge
+    // that order: it is not at the venue yet because it was not sent yet.
+    // The venue task is held by a slow placement; meanwhile a reconciliation
+    // is asked for, then another order is submitted.
+    fake.fault(Method::POST, "/api/v3/order", FaultAction::StallAfter(Duration::from_millis(800)), 1);
+    let (status, slow) = submit(&admin, account, limit("slow-1", "buy", "0.01", "30000")).await;
+    assert_eq!(status, StatusCode::CREATED, "{slow}");
+    let asked = {
+        let (http, base, token) = (admin.http.clone(), admin.base.clone(), admin.token.clone());
+        tokio::spawn(async move {
+            http.post(format!("{base}/api/v1/accounts/{account}/reconcile"))
+                .bearer_auth(token)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, queued) = submit(&admin, account, limit("queued-1", "buy", "0.01", "31000")).await;
+    assert_eq!(status, StatusCode::CREATED, "{queued}");
+    let summary = asked.await.unwrap();
+    assert_eq!(summary["differences"], json!([]), "{summary}");
+    wait_status(&admin, account, queued["id"].as_i64().unwrap(), "accepted").await;
+    wait_status(&admin, account, slow["id"].as_i64().unwrap(), "accepted").await;
+    for (id, order) in [("slow-1", &slow), ("queued-1", &queued)] {
+        assert!(fake.orders().iter().any(|o| o.client_order_id == id && o.status == "NEW"), "{id} rests at the venue");
+        let (status, body) = admin.delete(&format!("/api/v1/accounts/{account}/orders/{}", order["id"])).await;
+        assert!(status.is_success(), "{body}");
+        wait_status(&admin, account, order["id"].as_i64().unwrap(), "cancelled").await;
+    }
+
     // The scheduled reconcile job reconciles live accounts with their venues too.
     let (status, resting) = submit(&admin, account, limit("rest-job", "buy", "0.01", "39000")).await;
     assert_eq!(status, StatusCode::CREATED, "{resting}");
@@ -384,7 +419,7 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     assert_eq!(status, StatusCode::CREATED, "{order}");
     wait_status(&admin, account, order["id"].as_i64().unwrap(), "rejected").await;
     assert_eq!(fake.orders().iter().filter(|o| o.client_order_id == "unknown-2").count(), 0);
-    assert_eq!(fake.count(&Method::POST, "/api/v3/order"), 9, "nine orders, each sent once, none resent");
+    assert_eq!(fake.count(&Method::POST, "/api/v3/order"), 11, "eleven orders, each sent once, none resent");
     assert!(!binance.ws.subscriptions().is_empty(), "the user data stream was subscribed");
     let summary = reconcile(&admin, account).await;
     assert_eq!(summary["differences"], json!([]), "{summary}");
