@@ -196,6 +196,11 @@ pub fn reconcile(state: &AccountState, venue: &VenueSnapshot, now: Timestamp) ->
             continue;
         }
         if !current.status.is_open() {
+            // Closed here but working there: an order the engine gave up on
+            // (say, rejected as absent) reached the venue after all.
+            if order.status == VenueOrderStatus::Open {
+                result.differences.push(Difference::Status { order_id, ours: current.status, venue: order.status });
+            }
             continue;
         }
         let report = match order.status {

@@ -220,6 +220,17 @@ fn a_timed_out_submission_is_found_or_confirmed_absent_without_a_duplicate() {
     assert_eq!(a.engine.state().open_orders.len(), 1, "no second order was made");
     let venue = VenueSnapshot { orders: vec![venue_order("t1", VenueOrderStatus::Open, "0")], ..venue };
     assert!(a.reconcile(&venue).is_clean());
+
+    // Should the "absent" order reach the venue after all, it is not
+    // silently ignored: closed here, working there.
+    let late = VenueSnapshot {
+        orders: vec![venue_order("t1", VenueOrderStatus::Open, "0"), venue_order("t2", VenueOrderStatus::Open, "0")],
+        ..venue
+    };
+    assert_eq!(
+        a.reconcile(&late).differences,
+        vec![Difference::Status { order_id: lost, ours: OrderStatus::Rejected, venue: VenueOrderStatus::Open }]
+    );
 }
 
 #[test]

@@ -793,7 +793,19 @@ impl VenueTask {
             // task, so none is sent while a pass runs).
             let mut sent = self.sent.lock().unwrap_or_else(PoisonError::into_inner);
             sent.retain(|id| state.open_orders.contains(id));
-            state.open_orders.retain(|id| sent.contains(id));
+            // An unanswered order sent moments ago (before a restart, say)
+            // may still be on its way: give it the settle delay before
+            // taking its absence for a refusal.
+            let settling = i64::try_from(self.settle_delay.as_nanos()).unwrap_or(i64::MAX);
+            let young = |id: &OrderId| {
+                state.orders.get(id).is_some_and(|o| {
+                    o.status == model::OrderStatus::New
+                        && started.as_nanos().saturating_sub(o.ts_created.as_nanos()) < settling
+                })
+            };
+            let judged: Vec<OrderId> =
+                state.open_orders.iter().copied().filter(|id| sent.contains(id) && !young(id)).collect();
+            state.open_orders = judged.into_iter().collect();
         }
         let row = self
             .store
