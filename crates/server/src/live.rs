@@ -44,8 +44,7 @@ use store::{AccountId, Store};
 use tokio::sync::{mpsc, oneshot};
 use venues::live::feed::FeedEvent;
 use venues::live::{
-    BinanceVenue, CancelResult, LiveError, LiveFill, LiveOrderState, LiveStatus, LiveVenue, PlaceResult, Settled,
-    TastyVenue,
+    BinanceVenue, CancelResult, LiveFill, LiveOrderState, LiveStatus, LiveVenue, PlaceResult, Settled, TastyVenue,
 };
 
 use crate::accounts::{AccountHandle, Clock};
@@ -361,12 +360,6 @@ fn tasty_client(
     venues::tastytrade::TastyClient::new(client_config, credentials).map_err(|e| format!("TastyTrade client: {e}"))
 }
 
-/// A venue's error in words for the user.
-#[must_use]
-pub fn describe(e: &LiveError) -> String {
-    e.to_string()
-}
-
 fn status_of(s: LiveStatus) -> VenueOrderStatus {
     match s {
         LiveStatus::Open => VenueOrderStatus::Open,
@@ -448,7 +441,6 @@ impl VenueTask {
     /// Runs until the account stops: a reconciliation first, then jobs in
     /// order, and a reconciliation on every timer tick.
     pub async fn run(self, mut jobs: mpsc::UnboundedReceiver<VenueJob>) {
-        let mut feed: Option<FeedParts> = None;
         let mut feed_retry = tokio::time::interval(FEED_RETRY);
         feed_retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let every = self.reconcile_every.unwrap_or(Duration::from_secs(86_400 * 365));
@@ -460,7 +452,7 @@ impl VenueTask {
         // Streams first, so nothing that happens during the first
         // reconciliation goes unnoticed.
         feed_retry.tick().await;
-        feed = self.open_feed(feed).await;
+        let mut feed = self.open_feed().await;
         match self.handle.read_live(|s| s.open_orders.iter().copied().collect::<Vec<_>>()).await {
             Ok(open) => self.sent.lock().unwrap_or_else(PoisonError::into_inner).extend(open),
             Err(e) => tracing::error!(account = self.account, error = %e, "open orders not read at start"),
@@ -498,7 +490,7 @@ impl VenueTask {
                 _ = timer.tick(), if self.reconcile_every.is_some() => self.pass_logged("timer").await,
                 _ = candle_clock.tick() => self.flush_candles().await,
                 _ = feed_retry.tick(), if feed.is_none() && self.feed.is_some() => {
-                    feed = self.open_feed(None).await;
+                    feed = self.open_feed().await;
                     if feed.is_some() {
                         // Whatever happened while there was no feed.
                         self.pass_logged("feed opened").await;
@@ -508,10 +500,7 @@ impl VenueTask {
         }
     }
 
-    async fn open_feed(&self, current: Option<FeedParts>) -> Option<FeedParts> {
-        if current.is_some() {
-            return current;
-        }
+    async fn open_feed(&self) -> Option<FeedParts> {
         let source = self.feed.as_ref()?;
         let symbols: Vec<String> = self.symbols.iter().map(|s| s.venue_symbol.clone()).collect();
         match source.open(&symbols).await {
@@ -823,7 +812,7 @@ impl VenueTask {
             .collect();
         let symbols: Vec<String> = self.symbols.iter().map(|s| s.venue_symbol.clone()).collect();
         let since = Timestamp::from_nanos(row.fills_since.as_nanos().saturating_sub(FILLS_OVERLAP));
-        let snapshot = venue.snapshot(&ours, &symbols, since).await.map_err(|e| describe(&e))?;
+        let snapshot = venue.snapshot(&ours, &symbols, since).await.map_err(|e| e.to_string())?;
 
         let mut venue_snapshot = VenueSnapshot::default();
         for order in &snapshot.orders {

@@ -228,11 +228,10 @@ impl Runtime {
             .map(|(i, s)| (model::InstrumentId(u32::try_from(i).unwrap_or(u32::MAX)), s.clone()))
             .collect();
         // The credential and account first, so a bad one is not blamed on a symbol.
-        let balances = venue.balances().await.map_err(|e| LiveOpenError::Venue(crate::live::describe(&e)))?;
-        let found = venue.instruments(&wanted).await.map_err(|e| LiveOpenError::Symbols(crate::live::describe(&e)))?;
+        let balances = venue.balances().await.map_err(|e| LiveOpenError::Venue(e.to_string()))?;
+        let found = venue.instruments(&wanted).await.map_err(|e| LiveOpenError::Symbols(e.to_string()))?;
         let venue_symbols: Vec<String> = found.iter().map(|f| f.venue_symbol.clone()).collect();
-        let positions =
-            venue.positions(&venue_symbols).await.map_err(|e| LiveOpenError::Venue(crate::live::describe(&e)))?;
+        let positions = venue.positions(&venue_symbols).await.map_err(|e| LiveOpenError::Venue(e.to_string()))?;
         let base_currency = found
             .first()
             .map(|f| f.instrument.quote_currency)

@@ -12,6 +12,7 @@ mod common;
 use std::time::Duration;
 
 use axum::http::Method;
+use common::live::{self, cash, fills, order_status, reconcile, reconciled, submit, wait_status};
 use common::{ADMIN_PASSWORD, Server, User};
 use model::{Money, Price, Quantity};
 use reqwest::StatusCode;
@@ -57,57 +58,19 @@ impl Binance {
     }
 }
 
-const KEY: &str = "8f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8";
 const API_KEY: &str = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A";
 const API_SECRET: &str = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
 
 async fn start(db: &TestDatabase, venue: &Binance) -> Server {
-    common::start_with(
+    live::start(
         db,
         &[
-            ("TRADECORE_TRADING__CREDENTIALS_KEY", KEY),
             ("TRADECORE_VENUES__BINANCE_REST_URL", &venue.rest.url),
             ("TRADECORE_VENUES__BINANCE_WS_API_URL", &venue.ws.url),
             ("TRADECORE_VENUES__BINANCE_STREAM_URL", &venue.market.url),
-            // Short, so the tests of unknown outcomes are quick.
-            ("TRADECORE_VENUES__SETTLE_DELAY_MS", "200"),
-            // Reconciliations happen when the tests ask (and on start).
-            ("TRADECORE_VENUES__RECONCILE_SECONDS", "0"),
         ],
     )
     .await
-}
-
-/// Waits until the account's venue was reconciled at least once.
-async fn reconciled(user: &User, account: i64) -> Value {
-    for _ in 0..100 {
-        let (status, venue) = user.get(&format!("/api/v1/accounts/{account}/venue")).await;
-        assert_eq!(status, StatusCode::OK, "{venue}");
-        if !venue["last_reconciled"].is_null() {
-            return venue;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the account was never reconciled");
-}
-
-async fn order_status(user: &User, account: i64, order: i64) -> String {
-    let (status, body) = user.get(&format!("/api/v1/accounts/{account}/orders/{order}")).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["status"].as_str().unwrap().to_string()
-}
-
-/// Polls until the order has `want` status; panics with what it had.
-async fn wait_status(user: &User, account: i64, order: i64, want: &str) {
-    let mut last = String::new();
-    for _ in 0..200 {
-        last = order_status(user, account, order).await;
-        if last == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("order {order} stayed {last}, never {want}");
 }
 
 async fn position(user: &User, account: i64) -> String {
@@ -119,32 +82,9 @@ async fn position(user: &User, account: i64) -> String {
     rows[0]["quantity"].as_str().unwrap().to_string()
 }
 
-async fn fills(user: &User, account: i64) -> Vec<Value> {
-    let (status, page) = user.get(&format!("/api/v1/accounts/{account}/fills?limit=100")).await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    page["items"].as_array().unwrap().clone()
-}
-
-async fn usdt(user: &User, account: i64) -> Money {
-    let (status, balances) = user.get(&format!("/api/v1/accounts/{account}/balances")).await;
-    assert_eq!(status, StatusCode::OK, "{balances}");
-    let row = balances.as_array().unwrap().iter().find(|b| b[0] == "USDT").cloned().unwrap_or(json!(["USDT", "0"]));
-    Money::parse(row[1].as_str().unwrap()).unwrap()
-}
-
-async fn submit(user: &User, account: i64, body: Value) -> (StatusCode, Value) {
-    user.post(&format!("/api/v1/accounts/{account}/orders"), body).await
-}
-
 fn limit(id: &str, side: &str, quantity: &str, price: &str) -> Value {
     json!({"client_order_id": id, "symbol": "BTCUSDT", "side": side, "type": "limit",
            "quantity": quantity, "price": price})
-}
-
-async fn reconcile(user: &User, account: i64) -> Value {
-    let (status, summary) = user.post(&format!("/api/v1/accounts/{account}/reconcile"), json!({})).await;
-    assert_eq!(status, StatusCode::OK, "{summary}");
-    summary
 }
 
 /// Stores and announces yesterday's daily candle of the account's BTCUSDT
@@ -221,7 +161,7 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     let held: Vec<&str> =
         venue["balances"].as_array().unwrap().iter().map(|b| b["currency"].as_str().unwrap()).collect();
     assert!(held.contains(&"BTC") && held.contains(&"USDT"), "{venue}");
-    assert_eq!(usdt(&admin, account).await, Money::from_int(10_000));
+    assert_eq!(cash(&admin, account, "USDT").await, Money::from_int(10_000));
     assert_eq!(position(&admin, account).await, "0");
     let (status, instruments) = admin.get(&format!("/api/v1/accounts/{account}/instruments")).await;
     assert_eq!(status, StatusCode::OK, "{instruments}");
@@ -260,7 +200,7 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     assert_eq!(summary["differences"], json!([]), "{summary}");
     assert_eq!(summary["reports"], 0, "{summary}");
     assert_eq!(summary["cash_adjusted"], json!([]), "cash already matches: {summary}");
-    assert_eq!(usdt(&admin, account).await, Money::from_int(9_500));
+    assert_eq!(cash(&admin, account, "USDT").await, Money::from_int(9_500));
 
     // The kill switches apply as on paper: nothing reaches the venue.
     let sent_before = fake.orders().len();

@@ -15,6 +15,7 @@ mod common;
 use std::time::Duration;
 
 use axum::http::Method;
+use common::live::{self, fills, order_status, reconcile, reconciled, submit, wait_status};
 use common::{ADMIN_PASSWORD, Server, User};
 use model::{Money, Quantity};
 use reqwest::StatusCode;
@@ -40,7 +41,6 @@ impl Streams {
     }
 }
 
-const KEY: &str = "8f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8";
 /// The fake does not check the client id (TastyTrade's grant needs the
 /// secret and the refresh token); the server sends it all the same.
 const CLIENT_ID: &str = "0f2b6c1e-7a9d-4c3b-9e51-2d8f4a6b7c90";
@@ -70,52 +70,15 @@ fn orders_path() -> String {
 }
 
 async fn start(db: &TestDatabase, fake: &FakeTasty, streams: &Streams) -> Server {
-    common::start_with(
+    live::start(
         db,
         &[
-            ("TRADECORE_TRADING__CREDENTIALS_KEY", KEY),
             ("TRADECORE_VENUES__TASTYTRADE_API_URL", &fake.url),
             ("TRADECORE_VENUES__TASTYTRADE_STREAMER_URL", &streams.account.url),
             ("TRADECORE_VENUES__TASTYTRADE_DXLINK_URL", &streams.dxlink.url),
-            // Short, so the tests of unknown outcomes are quick.
-            ("TRADECORE_VENUES__SETTLE_DELAY_MS", "200"),
-            // Reconciliations happen when the tests ask (and on start).
-            ("TRADECORE_VENUES__RECONCILE_SECONDS", "0"),
         ],
     )
     .await
-}
-
-/// Waits until the account's venue was reconciled at least once.
-async fn reconciled(user: &User, account: i64) -> Value {
-    for _ in 0..100 {
-        let (status, venue) = user.get(&format!("/api/v1/accounts/{account}/venue")).await;
-        assert_eq!(status, StatusCode::OK, "{venue}");
-        if !venue["last_reconciled"].is_null() {
-            return venue;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the account was never reconciled");
-}
-
-async fn order_status(user: &User, account: i64, order: i64) -> String {
-    let (status, body) = user.get(&format!("/api/v1/accounts/{account}/orders/{order}")).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["status"].as_str().unwrap().to_string()
-}
-
-/// Polls until the order has `want` status; panics with what it had.
-async fn wait_status(user: &User, account: i64, order: i64, want: &str) {
-    let mut last = String::new();
-    for _ in 0..200 {
-        last = order_status(user, account, order).await;
-        if last == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("order {order} stayed {last}, never {want}");
 }
 
 /// The account's symbols, in the order they were named.
@@ -149,23 +112,6 @@ fn money(text: &str) -> Money {
     Money::parse(text).unwrap()
 }
 
-async fn fills(user: &User, account: i64) -> Vec<Value> {
-    let (status, page) = user.get(&format!("/api/v1/accounts/{account}/fills?limit=100")).await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    page["items"].as_array().unwrap().clone()
-}
-
-async fn usd(user: &User, account: i64) -> Money {
-    let (status, balances) = user.get(&format!("/api/v1/accounts/{account}/balances")).await;
-    assert_eq!(status, StatusCode::OK, "{balances}");
-    let row = balances.as_array().unwrap().iter().find(|b| b[0] == "USD").cloned().unwrap_or(json!(["USD", "0"]));
-    Money::parse(row[1].as_str().unwrap()).unwrap()
-}
-
-async fn submit(user: &User, account: i64, body: Value) -> (StatusCode, Value) {
-    user.post(&format!("/api/v1/accounts/{account}/orders"), body).await
-}
-
 /// Submits an order the server takes; its id.
 async fn submitted(user: &User, account: i64, body: Value) -> i64 {
     let (status, order) = submit(user, account, body).await;
@@ -176,12 +122,6 @@ async fn submitted(user: &User, account: i64, body: Value) -> i64 {
 fn limit(id: &str, symbol: &str, side: &str, quantity: &str, price: &str) -> Value {
     json!({"client_order_id": id, "symbol": symbol, "side": side, "type": "limit",
            "quantity": quantity, "price": price})
-}
-
-async fn reconcile(user: &User, account: i64) -> Value {
-    let (status, summary) = user.post(&format!("/api/v1/accounts/{account}/reconcile"), json!({})).await;
-    assert_eq!(status, StatusCode::OK, "{summary}");
-    summary
 }
 
 /// The order the fake holds under this external identifier (exactly one).
@@ -288,7 +228,7 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     for symbol in SYMBOLS {
         assert_eq!(position(&admin, account, symbol).await, Quantity::ZERO, "{symbol}");
     }
-    assert_eq!(usd(&admin, account).await, start_cash());
+    assert_eq!(live::cash(&admin, account, "USD").await, start_cash());
 
     // Nothing is sent before the owner confirms.
     let (status, problem) = submit(&admin, account, limit("early-1", "AAPL", "buy", "10", "170.00")).await;
@@ -340,7 +280,7 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     assert_eq!(summary["differences"], json!([]), "{summary}");
     assert_eq!(fills(&admin, account).await.len(), 1);
     let cash = start_cash() - money("1700") - share_fee(10);
-    assert_eq!(usd(&admin, account).await, cash);
+    assert_eq!(live::cash(&admin, account, "USD").await, cash);
     assert_eq!(cash, money("23300.117"));
     let venue = reconciled(&admin, account).await;
     assert_eq!(venue_position(&venue, "AAPL"), q("10"));
@@ -363,7 +303,7 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
     assert_eq!(money(call_fill["fee"].as_str().unwrap()), option_open_fee(1), "1.10: {filled:?}");
     assert_eq!(option_open_fee(1), money("1.1"));
     let cash = cash - money("2650") - option_open_fee(1);
-    assert_eq!(usd(&admin, account).await, cash);
+    assert_eq!(live::cash(&admin, account, "USD").await, cash);
     assert_eq!(cash, money("20649.017"));
 
     // A resting order cancelled at the venue is reflected.
@@ -410,7 +350,7 @@ async fn trades_by_hand_and_reconciles(backend: &str) {
         assert_eq!(filled.len(), 3, "the fill counted exactly once");
         let sell_fill = filled.iter().find(|f| money(f["price"].as_str().unwrap()) == money("180")).unwrap();
         assert_eq!(money(sell_fill["fee"].as_str().unwrap()), share_fee(10), "{filled:?}");
-        assert_eq!(usd(&admin, account).await, cash);
+        assert_eq!(live::cash(&admin, account, "USD").await, cash);
         let summary = reconcile(&admin, account).await;
         assert_eq!(summary["reports"], 0, "{summary}");
         assert_eq!(summary["differences"], json!([]), "{summary}");

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod live;
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
